@@ -1,0 +1,1 @@
+"""Command-line entry points; each catches bad input at the boundary and exits cleanly."""

@@ -1,0 +1,46 @@
+"""`facerec-data`: turn a dataset folder into a cache of aligned faces."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from facerec.images import BadInput
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Prepare face datasets for training and evaluation."""
+
+
+@main.command()
+@click.argument("src", type=click.Path(file_okay=False))
+@click.option("--out", "cache", required=True, type=click.Path(file_okay=False), help="Cache folder (created; resumed if it exists).")
+@click.option("--size", default=112, show_default=True, help="Aligned crop size in pixels.")
+@click.option("--workers", type=int, default=None, help="Processes (default: all cores).")
+@click.option("--limit", type=int, default=None, help="Only the first N images (for quick trials).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
+def prepare(src: str, cache: str, size: int, workers: int | None, limit: int | None, as_json: bool) -> None:
+    """Detect, align and cache every face of SRC (folder per identity, LFW, or RMFRD manifest)."""
+    from facerec.data import prepare as run
+
+    try:
+        result = run(src, cache, size=size, workers=workers, limit=limit, progress=not as_json)
+    except BadInput as e:
+        click.echo(f"facerec-data: error: {e}", err=True)
+        sys.exit(1)
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    failed = result["failed"]
+    click.echo(f"{result['faces']} of {result['images']} images gave an aligned face; {len(failed)} failed.")
+    for f in failed[:20]:
+        click.echo(f"  {f['path']}: {f['reason']}")
+    if len(failed) > 20:
+        click.echo(f"  ... and {len(failed) - 20} more (use --json for all)")
+
+
+if __name__ == "__main__":
+    main()

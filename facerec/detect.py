@@ -1,0 +1,138 @@
+"""Find faces with MediaPipe and give each five ArcFace-order keypoints.
+
+The full-range detector finds faces in whole photos; a 478-point face mesh run
+on each face's crop gives precise eye centres (irises) and mouth corners. Tight
+crops with no margin (RMFRD) defeat the full-range detector, so the photo is
+retried with the short-range model on padded canvases (grey padding finds
+~2/3 of the masked crops that black padding misses) before giving up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from facerec._quiet import native_stderr_silenced
+
+# Mesh indices (MediaPipe FaceMesh with refined irises), image-left first for an upright face.
+_IRIS = (468, 473)
+_NOSE_TIP = 1
+_MOUTH = (61, 291)
+# ArcFace template: mouth width / eye distance, used when only the mouth centre is known.
+_MOUTH_HALF_WIDTH = 0.414
+_MESH_INPUT = 256
+# (model_selection, padding as a fraction of the longer side, padding grey level), tried in order
+# until one finds a face; measured on RMFRD's masked crops.
+_ATTEMPTS = ((1, 0.0, 0), (0, 0.35, 128), (0, 0.35, 0), (0, 0.2, 128), (0, 0.6, 128), (0, 0.0, 0), (0, 0.1, 128))
+
+
+@dataclass
+class Face:
+    """One detected face, all coordinates in the photo's pixels."""
+
+    box: np.ndarray  # (4,) x, y, w, h
+    score: float
+    keypoints: np.ndarray  # (5, 2): left eye, right eye, nose tip, left mouth, right mouth (image left/right)
+    mesh: np.ndarray | None = None  # (478, 2) or None when the mesh failed
+
+    @property
+    def area(self) -> float:
+        return float(self.box[2] * self.box[3])
+
+
+class FaceDetector:
+    """MediaPipe detector + face mesh; one instance per process (not thread-safe)."""
+
+    def __init__(self, min_score: float = 0.5):
+        with native_stderr_silenced():
+            import mediapipe as mp
+
+            self._detectors = [
+                mp.solutions.face_detection.FaceDetection(model_selection=m, min_detection_confidence=min_score)
+                for m in (0, 1)
+            ]
+            self._mesh = mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=True, max_num_faces=1, refine_landmarks=True, min_detection_confidence=0.3
+            )
+            # The first inference initialises TFLite delegates and logs; do it while silenced.
+            self._mesh.process(np.zeros((_MESH_INPUT, _MESH_INPUT, 3), np.uint8))
+            for d in self._detectors:
+                d.process(np.zeros((64, 64, 3), np.uint8))
+        self.min_score = min_score
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """All faces in an RGB uint8 photo, largest first."""
+        image = np.ascontiguousarray(image)
+        with native_stderr_silenced():  # MediaPipe logs warnings on its first landmarks
+            for model, pad, grey in _ATTEMPTS:
+                faces = self._detect(image, model, pad, grey)
+                if faces:
+                    return sorted(faces, key=lambda f: f.area, reverse=True)
+        return []
+
+    def _detect(self, image: np.ndarray, model: int, pad: float, grey: int) -> list[Face]:
+        h, w = image.shape[:2]
+        p = int(round(pad * max(h, w)))
+        src = cv2.copyMakeBorder(image, p, p, p, p, cv2.BORDER_CONSTANT, value=(grey,) * 3) if p else image
+        result = self._detectors[model].process(src)
+        faces = []
+        for det in result.detections or []:
+            loc = det.location_data
+            rb = loc.relative_bounding_box
+            sh, sw = src.shape[:2]
+            box = np.array([rb.xmin * sw - p, rb.ymin * sh - p, rb.width * sw, rb.height * sh], np.float32)
+            kp = np.array([[k.x * sw - p, k.y * sh - p] for k in loc.relative_keypoints], np.float32)
+            mesh = self._mesh_for(image, box)
+            keypoints = _keypoints_from_mesh(mesh) if mesh is not None else _keypoints_from_detector(kp)
+            faces.append(Face(box=box, score=float(det.score[0]), keypoints=keypoints, mesh=mesh))
+        return faces
+
+    def _mesh_for(self, image: np.ndarray, box: np.ndarray) -> np.ndarray | None:
+        """Run the face mesh on a square crop around `box`; points back in photo pixels."""
+        x, y, bw, bh = box
+        side = 1.7 * max(bw, bh)
+        cx, cy = x + bw / 2, y + bh / 2
+        scale = _MESH_INPUT / side
+        M = np.array([[scale, 0, _MESH_INPUT / 2 - scale * cx], [0, scale, _MESH_INPUT / 2 - scale * cy]], np.float32)
+        crop = cv2.warpAffine(image, M, (_MESH_INPUT, _MESH_INPUT), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+        result = self._mesh.process(crop)
+        if not result.multi_face_landmarks:
+            return None
+        lm = result.multi_face_landmarks[0].landmark
+        pts = np.array([[p.x * _MESH_INPUT, p.y * _MESH_INPUT] for p in lm], np.float32)
+        pts = (pts - M[:, 2]) / scale
+        # The mesh runs its own detector: reject it if it locked onto another face.
+        centre = pts[[_IRIS[0], _IRIS[1], _NOSE_TIP]].mean(axis=0)
+        if not (x - 0.25 * bw <= centre[0] <= x + 1.25 * bw and y - 0.25 * bh <= centre[1] <= y + 1.25 * bh):
+            return None
+        return pts
+
+    def close(self) -> None:
+        for d in self._detectors:
+            d.close()
+        self._mesh.close()
+
+
+def _keypoints_from_mesh(mesh: np.ndarray) -> np.ndarray:
+    return np.stack([mesh[_IRIS[0]], mesh[_IRIS[1]], mesh[_NOSE_TIP], mesh[_MOUTH[0]], mesh[_MOUTH[1]]]).astype(np.float32)
+
+
+def _keypoints_from_detector(kp: np.ndarray) -> np.ndarray:
+    """Detector gives eyes, nose and mouth centre; mouth corners are placed by template proportions."""
+    left_eye, right_eye, nose, mouth = kp[0], kp[1], kp[2], kp[3]
+    half = _MOUTH_HALF_WIDTH * (right_eye - left_eye)
+    return np.stack([left_eye, right_eye, nose, mouth - half, mouth + half]).astype(np.float32)
+
+
+_default: FaceDetector | None = None
+
+
+def detect_faces(image: np.ndarray) -> list[Face]:
+    """Faces in `image` (largest first) with a lazily created shared detector."""
+    global _default
+    if _default is None:
+        _default = FaceDetector()
+    return _default.detect(image)

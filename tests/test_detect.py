@@ -1,0 +1,73 @@
+import csv
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from facerec.align import aligned_faces, template
+from facerec.images import load_image
+
+
+def test_blank_images_have_no_face(detector):
+    for img in (np.zeros((200, 200, 3), np.uint8), np.full((120, 90, 3), 255, np.uint8)):
+        assert detector.detect(img) == []
+
+
+def _lfw_sample(data_dir, n):
+    root = data_dir / "lfw" / "lfw-deepfunneled"
+    names = sorted(p.name for p in root.iterdir())[:: max(1, 5749 // n)][:n]
+    return [next((root / name).glob("*.jpg")) for name in names]
+
+
+def test_lfw_detection_and_eye_alignment(detector, data_dir):
+    found, errors = 0, []
+    paths = _lfw_sample(data_dir, 60)
+    for p in paths:
+        faces = detector.detect(load_image(p))
+        if not faces:
+            continue
+        found += 1
+        af = aligned_faces(load_image(p), faces[:1])[0]
+        if af.mesh is not None:
+            eyes = af.mesh[[468, 473]]
+            errors.append(np.linalg.norm(eyes - template(112)[:2], axis=1).mean())
+    assert found >= 0.98 * len(paths)
+    assert np.mean(errors) < 3.0
+
+
+def test_rmfrd_masked_crops(detector, data_dir):
+    rows = [r for r in csv.DictReader(open(data_dir / "rmfrd" / "manifest.csv")) if r["masked"] == "1"][::10]
+    found = sum(bool(detector.detect(load_image(data_dir / "rmfrd" / r["path"]))) for r in rows)
+    assert found >= 0.95 * len(rows)
+
+
+def test_whole_photos_and_several_faces(detector, data_dir):
+    photos = sorted((data_dir / "five_celebrity" / "val").glob("*/*.jpg"))[:10]
+    images = [load_image(p) for p in photos]
+    assert all(detector.detect(im) for im in images)
+    a, b = (np.asarray(Image.fromarray(im).resize((200, 240))) for im in images[:2])
+    pair = np.hstack([a, np.zeros((240, 120, 3), np.uint8), b])
+    faces = detector.detect(pair)
+    assert len(faces) == 2 and faces[0].area >= faces[1].area
+
+
+def test_rotated_and_grayscale(detector, lfw_photo, tmp_path):
+    img = Image.open(lfw_photo)
+    exif = Image.Exif()
+    exif[0x0112] = 8  # stored rotated; viewers turn it back upright
+    p = tmp_path / "rot.jpg"
+    img.rotate(-90, expand=True).save(p, exif=exif)
+    upright = load_image(p)
+    faces = detector.detect(upright)
+    assert faces and faces[0].keypoints[0, 0] < faces[0].keypoints[1, 0]  # eyes level, left then right
+    g = tmp_path / "gray.jpg"
+    img.convert("L").save(g)
+    assert detector.detect(load_image(g))
+
+
+def test_tight_crop_is_found(detector, lfw_photo):
+    img = load_image(lfw_photo)
+    face = detector.detect(img)[0]
+    x, y, w, h = face.box.astype(int)
+    tight = np.ascontiguousarray(img[y + h // 10 : y + h, x : x + w])  # no margin at all
+    assert detector.detect(tight)
