@@ -37,3 +37,9 @@ def native_stderr_silenced():
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+
+
+# TensorFlow prints CUDA-plugin errors from C++ at import; MediaPipe imports it
+# too, so every facerec module that needs either gets it here, silenced.
+with native_stderr_silenced():
+    import tensorflow  # noqa: F401,E402

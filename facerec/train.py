@@ -1,0 +1,372 @@
+"""Train the mask-robust embedding: `python -m facerec.train --cache CACHE[:PEOPLE] ... --out DIR`.
+
+Batches hold P identities × K faces; each identity's K faces mix synthetic-masked
+and unmasked ones, so the triplet semi-hard loss pulls a person's masked and
+bare faces together. With `--teacher dlib` the student's embedding of every
+(possibly masked) crop is also pulled toward the dlib peer's embedding of the
+same photo unmasked (cosine loss, weight λ) — mask-invariant distillation.
+Validation each epoch uses pairs from held-out training identities, never the
+evaluation sets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from facerec import _quiet  # noqa: F401  (before TensorFlow)
+from facerec.data import Cache, load_cache, read_pairs_people, read_people
+
+
+@dataclass
+class TrainConfig:
+    caches: list[str]  # CACHE or CACHE:PEOPLE_FILE (only those people)
+    out: str
+    exclude_pairs: list[str] = field(default_factory=list)  # people in these pairs files are left out
+    backbone: str = "efficientnet-lite0"
+    input_size: int = 112
+    embedding_dim: int = 128
+    identities_per_batch: int = 16  # P
+    images_per_identity: int = 4  # K
+    epochs: int = 10
+    steps_per_epoch: int = 200
+    learning_rate: float = 1e-3
+    margin: float = 1.0
+    mask_prob: float = 0.5
+    teacher: str | None = None  # "dlib"
+    teacher_weight: float = 1.0  # λ
+    val_identities: float = 0.05  # fraction of identities held out for validation
+    val_pairs: int = 300  # genuine pairs (and as many impostor pairs)
+    strategy: str = "default"
+    max_images_per_identity: int = 60  # caps the few over-represented people
+    seed: int = 0
+
+
+def normalise_name(name: str) -> str:
+    """'Barack Obama' (Glint) and 'Barack_Obama' (LFW) are the same person."""
+    return re.sub(r"[\s_]+", "_", name.strip()).lower()
+
+
+def training_cache(cfg: TrainConfig) -> Cache:
+    """The training faces: every cache (optionally limited to a people file), minus excluded people."""
+    excluded = {normalise_name(p) for f in cfg.exclude_pairs for p in read_pairs_people(f)}
+    parts = []
+    for spec in cfg.caches:
+        path, _, people = spec.partition(":")
+        c = load_cache(path)
+        keep = np.array([normalise_name(n) not in excluded for n in c.identity])
+        if people:
+            wanted = {normalise_name(p) for p in read_people(people)}
+            keep &= np.array([normalise_name(n) in wanted for n in c.identity])
+        parts.append(c.subset(keep))
+    merged = Cache(**{k: np.concatenate([getattr(p, k) for p in parts]) for k in Cache.__dataclass_fields__})
+    merged.identity = np.array([normalise_name(n) for n in merged.identity])
+    # Cap over-represented identities and drop those without a second photo (no positive pair).
+    rng = np.random.default_rng(cfg.seed)
+    keep = np.zeros(len(merged), bool)
+    for name in np.unique(merged.identity):
+        idx = np.where(merged.identity == name)[0]
+        if len(idx) >= 2:
+            keep[rng.permutation(idx)[: cfg.max_images_per_identity]] = True
+    return merged.subset(keep)
+
+
+def split_identities(identity: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Boolean mask of faces whose identity is held out for validation."""
+    names = np.unique(identity)
+    n_val = max(2, int(round(fraction * len(names))))
+    val = set(np.random.default_rng(seed).choice(names, n_val, replace=False))
+    return np.array([n in val for n in identity])
+
+
+class PKBatches:
+    """Endless P×K batches of indices; each identity's K faces mix masked and unmasked."""
+
+    def __init__(self, labels: np.ndarray, P: int, K: int, mask_prob: float, seed: int):
+        self.groups = [np.where(labels == lab)[0] for lab in np.unique(labels)]
+        self.P, self.K, self.mask_prob = min(P, len(self.groups)), K, mask_prob
+        self.rng = np.random.default_rng(seed)
+
+    def __iter__(self):
+        while True:
+            idx, masked = [], []
+            for g in self.rng.choice(len(self.groups), self.P, replace=False):
+                group = self.groups[g]
+                idx.append(self.rng.choice(group, self.K, replace=len(group) < self.K))
+                m = self.rng.random(self.K) < self.mask_prob
+                if 0 < self.mask_prob < 1 and self.K >= 2 and m.all() == m.any():
+                    m[:] = False
+                    m[self.rng.choice(self.K, max(1, int(round(self.mask_prob * self.K))), replace=False)] = True
+                masked.append(m)
+            yield np.concatenate(idx), np.concatenate(masked)
+
+
+def masked_faces(cache: Cache, idx: np.ndarray, masked: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    from facerec.masks import apply_mask
+
+    faces = cache.faces[idx].copy()
+    for j in np.where(masked)[0]:
+        mesh = cache.mesh[idx[j]]
+        faces[j] = apply_mask(faces[j], None if np.isnan(mesh).any() else mesh, seed=rng)
+    return faces
+
+
+def augmenter(size: int, seed: int):
+    """Flip, crop/scale jitter, colour and blur, as Keras / keras-cv preprocessing layers."""
+    import keras
+    import keras_cv
+
+    return keras.Sequential(
+        [
+            keras.layers.RandomFlip("horizontal", seed=seed),
+            keras.layers.RandomTranslation(0.04, 0.04, fill_mode="nearest", seed=seed),
+            keras.layers.RandomZoom((-0.08, 0.08), fill_mode="nearest", seed=seed),
+            keras.layers.RandomBrightness(0.15, value_range=(0, 255), seed=seed),
+            keras.layers.RandomContrast(0.2, seed=seed),
+            keras_cv.layers.RandomGaussianBlur(kernel_size=3, factor=(0.0, 1.0), seed=seed),
+        ],
+        name="augment",
+    )
+
+
+def train_dataset(cache: Cache, labels: np.ndarray, targets: np.ndarray | None, cfg: TrainConfig):
+    """tf.data over P×K batches: (float faces, {label, target, target_weight})."""
+    import tensorflow as tf
+
+    sampler = PKBatches(labels, cfg.identities_per_batch, cfg.images_per_identity, cfg.mask_prob, cfg.seed)
+    rng = np.random.default_rng(cfg.seed + 1)
+    dim = cfg.embedding_dim
+    B = sampler.P * sampler.K
+    S = cfg.input_size
+
+    def gen():
+        for idx, masked in sampler:
+            faces = masked_faces(cache, idx, masked, rng)
+            if targets is None:
+                t, w = np.zeros((B, dim), np.float32), np.zeros(B, np.float32)
+            else:
+                t = targets[idx]
+                w = np.isfinite(t).all(axis=1).astype(np.float32)
+                t = np.nan_to_num(t)
+            yield faces, labels[idx].astype(np.int32), t.astype(np.float32), w
+
+    spec = (
+        tf.TensorSpec((B, S, S, 3), tf.uint8),
+        tf.TensorSpec((B,), tf.int32),
+        tf.TensorSpec((B, dim), tf.float32),
+        tf.TensorSpec((B,), tf.float32),
+    )
+    aug = augmenter(S, cfg.seed)
+
+    def to_inputs(faces, lab, t, w):
+        x = aug(tf.cast(faces, tf.float32), training=True)
+        return tf.clip_by_value(x, 0.0, 255.0), {"label": lab, "target": t, "weight": w}
+
+    ds = tf.data.Dataset.from_generator(gen, output_signature=spec)
+    return ds.map(to_inputs, num_parallel_calls=2).prefetch(2)
+
+
+def make_trainer(embedder, cfg: TrainConfig, replicas: int):
+    """Wrap the embedding model so `fit` optimises triplet + λ·distillation."""
+    import keras
+    import tensorflow as tf
+
+    from facerec.losses import triplet_semihard_loss
+
+    class Trainer(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.embedder = embedder
+            self.trackers = {k: keras.metrics.Mean(name=k) for k in ("loss", "triplet", "distill")}
+
+        def call(self, x, training=False):
+            return self.embedder(x, training=training)
+
+        @property
+        def metrics(self):
+            return list(self.trackers.values())
+
+        def train_step(self, data):
+            x, y = data
+            with tf.GradientTape() as tape:
+                emb = self.embedder(x, training=True)
+                triplet = triplet_semihard_loss(y["label"], emb, cfg.margin)
+                t = tf.math.l2_normalize(y["target"], axis=-1)
+                cos = tf.reduce_sum(emb * t, axis=-1)
+                distill = tf.reduce_sum(y["weight"] * (1.0 - cos)) / tf.maximum(tf.reduce_sum(y["weight"]), 1.0)
+                loss = triplet + cfg.teacher_weight * distill
+                # Gradients are summed over replicas: scale to the global mean.
+                scaled = loss / replicas
+            grads = tape.gradient(scaled, self.embedder.trainable_variables)
+            self.optimizer.apply(grads, self.embedder.trainable_variables)
+            for k, v in (("loss", loss), ("triplet", triplet), ("distill", distill)):
+                self.trackers[k].update_state(v)
+            return {k: m.result() for k, m in self.trackers.items()}
+
+    return Trainer()
+
+
+def validation_pairs(cache: Cache, n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(first, second, same, second_masked_faces): n genuine + n impostor pairs of held-out people."""
+    rng = np.random.default_rng(seed)
+    names = np.unique(cache.identity)
+    groups = {nm: np.where(cache.identity == nm)[0] for nm in names}
+    multi = [nm for nm in names if len(groups[nm]) >= 2]
+    a, b, same = [], [], []
+    for _ in range(n):
+        i, j = rng.choice(groups[multi[rng.integers(len(multi))]], 2, replace=False)
+        a.append(i), b.append(j), same.append(True)
+        p, q = rng.choice(names, 2, replace=False)
+        a.append(rng.choice(groups[p])), b.append(rng.choice(groups[q])), same.append(False)
+    a, b = np.array(a), np.array(b)
+    masked = masked_faces(cache, b, np.ones(len(b), bool), np.random.default_rng(seed + 7))
+    return a, b, np.array(same), masked
+
+
+def pair_metrics(embed, cache: Cache, pairs) -> dict:
+    from facerec.metrics import auc, best_threshold, threshold_at_far
+
+    a, b, same, masked_b = pairs
+    ea, eb, em = embed(cache.faces[a]), embed(cache.faces[b]), embed(masked_b)
+    s, sm = np.sum(ea * eb, 1), np.sum(ea * em, 1)
+    return {
+        "val_acc": best_threshold(s, same)[1],
+        "val_auc": auc(s, same),
+        "val_masked_acc": best_threshold(sm, same)[1],
+        "val_masked_auc": auc(sm, same),
+        # Threshold at FAR 1e-2 over both kinds of probe: a provisional operating point.
+        "val_threshold": threshold_at_far(np.r_[s, sm], np.r_[same, same], 1e-2),
+    }
+
+
+def get_strategy(name: str):
+    import tensorflow as tf
+
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"unknown strategy {name!r} (default, mirrored, multiworker)")
+
+
+def train(cfg: TrainConfig, resume: bool = False, progress: int = 1) -> Path:
+    """Train, keep the best epoch (mean of masked and unmasked validation accuracy), export it."""
+    import keras
+
+    from facerec.model import build_model, export_model
+
+    out = Path(cfg.out)
+    backup = out / "backup"
+    if backup.exists() and not resume:
+        raise SystemExit(f"{out} holds an unfinished run: pass --resume to continue it, or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    cache = training_cache(cfg)
+    is_val = split_identities(cache.identity, cfg.val_identities, cfg.seed)
+    val, tr = cache.subset(is_val), cache.subset(~is_val)
+    names, labels = np.unique(tr.identity, return_inverse=True)
+    targets = None
+    if cfg.teacher == "dlib":
+        from facerec.teacher import teacher_targets
+
+        store = Path(cfg.caches[0].partition(":")[0]).parent / "teacher-dlib.h5"
+        targets = teacher_targets(tr, store)
+    elif cfg.teacher:
+        raise SystemExit(f"unknown teacher {cfg.teacher!r} (dlib)")
+    print(f"training on {len(tr)} faces of {len(names)} identities; validating on {len(val)} faces of "
+          f"{len(np.unique(val.identity))} held-out identities", file=sys.stderr)
+
+    strategy = get_strategy(cfg.strategy)
+    with strategy.scope():
+        embedder = build_model(cfg.backbone, cfg.input_size, cfg.embedding_dim,
+                               weights="imagenet" if cfg.backbone == "efficientnet-lite0" else None)
+        trainer = make_trainer(embedder, cfg, strategy.num_replicas_in_sync)
+        trainer(np.zeros((1, cfg.input_size, cfg.input_size, 3), np.float32))  # build, for BackupAndRestore
+        schedule = keras.optimizers.schedules.CosineDecay(
+            cfg.learning_rate, cfg.epochs * cfg.steps_per_epoch, warmup_target=None, alpha=0.05)
+        trainer.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-4))
+
+    pairs = validation_pairs(val, cfg.val_pairs, cfg.seed)
+    history: list[dict] = []
+
+    class Validate(keras.callbacks.Callback):
+        best = -1.0
+
+        def on_epoch_end(self, epoch, logs=None):
+            m = pair_metrics(lambda f: embedder.predict(f.astype(np.float32), batch_size=128, verbose=0), val, pairs)
+            logs.update(m)
+            history.append({"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}})
+            (out / "history.json").write_text(json.dumps(history, indent=1))
+            score = (m["val_acc"] + m["val_masked_acc"]) / 2
+            print(f"epoch {epoch + 1}: " + " ".join(f"{k}={v:.4f}" for k, v in m.items()), file=sys.stderr)
+            if score > self.best:
+                self.best = score
+                embedder.save_weights(out / "best.weights.h5")
+
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(backup)),
+        Validate(),
+        keras.callbacks.TensorBoard(str(out / "logs"), update_freq=50),
+    ]
+    if resume and (out / "history.json").exists():
+        history[:] = json.loads((out / "history.json").read_text())
+        callbacks[1].best = max(((h["val_acc"] + h["val_masked_acc"]) / 2 for h in history), default=-1.0)
+    t0 = time.time()
+    ds = train_dataset(tr, labels.astype(np.int32), targets, cfg)
+    trainer.fit(ds, epochs=cfg.epochs, steps_per_epoch=cfg.steps_per_epoch, callbacks=callbacks, verbose=progress)
+    embedder.load_weights(out / "best.weights.h5")
+    best = max(history, key=lambda h: (h["val_acc"] + h["val_masked_acc"]) / 2)
+    card = {
+        "name": out.name,
+        "backbone": cfg.backbone,
+        "config": asdict(cfg),
+        "data": {"caches": cfg.caches, "exclude_pairs": cfg.exclude_pairs, "train_faces": int(len(tr)),
+                 "train_identities": int(len(names)), "val_identities": int(len(np.unique(val.identity)))},
+        "epochs_trained": len(history),
+        "best_epoch": best["epoch"],
+        "train_seconds_this_run": round(time.time() - t0),
+        "validation": {k: v for k, v in best.items() if k.startswith("val_")},
+        "threshold": best["val_threshold"],
+        "threshold_source": "held-out training identities, FAR 1e-2 over masked+unmasked pairs (provisional; "
+                            "`facerec-eval calibrate` replaces it)",
+    }
+    export_model(embedder, out, card)
+    import shutil
+
+    shutil.rmtree(backup, ignore_errors=True)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    d = TrainConfig(caches=[], out="")
+    p = argparse.ArgumentParser(prog="python -m facerec.train", description=__doc__.split("\n\n")[0])
+    p.add_argument("--cache", dest="caches", action="append", required=True,
+                   help="prepared cache folder, optionally CACHE:PEOPLE_FILE to keep only those people (repeatable)")
+    p.add_argument("--out", required=True, help="output folder (saved_model/, model.keras, model_card.json)")
+    p.add_argument("--exclude-pairs", action="append", default=[], help="leave out every person in this pairs file")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    for name in ("backbone", "input_size", "embedding_dim", "identities_per_batch", "images_per_identity", "epochs",
+                 "steps_per_epoch", "learning_rate", "margin", "mask_prob", "teacher", "teacher_weight",
+                 "val_identities", "val_pairs", "strategy", "max_images_per_identity", "seed"):
+        default = getattr(d, name)
+        kind = type(default) if default is not None else str
+        p.add_argument("--" + name.replace("_", "-"), type=kind, default=default)
+    a = vars(p.parse_args(argv))
+    resume = a.pop("resume")
+    cfg = TrainConfig(**a)
+    out = train(cfg, resume=resume, progress=1 if sys.stderr.isatty() else 2)
+    print(out)
+
+
+if __name__ == "__main__":
+    main()
