@@ -290,8 +290,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: int = 1) -> Path:
                                weights="imagenet" if cfg.backbone == "efficientnet-lite0" else None)
         trainer = make_trainer(embedder, cfg, strategy.num_replicas_in_sync)
         trainer(np.zeros((1, cfg.input_size, cfg.input_size, 3), np.float32))  # build, for BackupAndRestore
+        total = cfg.epochs * cfg.steps_per_epoch
+        warmup = min(cfg.steps_per_epoch, total // 10)
         schedule = keras.optimizers.schedules.CosineDecay(
-            cfg.learning_rate, cfg.epochs * cfg.steps_per_epoch, warmup_target=None, alpha=0.05)
+            cfg.learning_rate / 10, total - warmup, alpha=0.05, warmup_target=cfg.learning_rate, warmup_steps=warmup)
         trainer.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-4))
 
     pairs = validation_pairs(val, cfg.val_pairs, cfg.seed)
