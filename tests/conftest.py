@@ -31,3 +31,36 @@ def detector():
     from facerec.detect import FaceDetector
 
     return FaceDetector()
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """An untrained tiny exported model: enough to exercise galleries and matching."""
+    from facerec.model import build_model, export_model
+
+    out = tmp_path_factory.mktemp("tiny_model")
+    export_model(build_model("tiny", 112, 32, weights=None), out, {"name": "tiny-test", "threshold": 0.5})
+    return out
+
+
+@pytest.fixture(scope="session")
+def other_model(tmp_path_factory) -> Path:
+    from facerec.model import build_model, export_model
+
+    out = tmp_path_factory.mktemp("other_model")
+    export_model(build_model("tiny", 112, 32, weights=None), out, {"name": "other"})
+    return out
+
+
+@pytest.fixture(scope="session")
+def celeb_dir(tmp_path_factory, data_dir) -> Path:
+    """Two LFW people × 2 photos in the folder-per-person layout."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("celebs")
+    lfw = data_dir / "lfw" / "lfw-deepfunneled"
+    for name in ("Abdullah_Gul", "Alejandro_Toledo"):
+        (root / name).mkdir()
+        for p in sorted((lfw / name).glob("*.jpg"))[:2]:
+            shutil.copy(p, root / name / p.name)
+    return root
