@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# The main job on the default data: install, then detect + align the default celebrity dataset.
+# The main job: install, then run the whole challenge on the default data — build a celebrity
+# gallery, enrol a new person from one unmasked photo, identify their masked photo, and print the
+# path of the annotated match image.
+# Data: $FACEREC_DATA, else ../shared/data, else LFW is downloaded (checksummed) into ./data.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
-DATA=${FACEREC_DATA:-../shared/data}
-if [ ! -d "$DATA/five_celebrity" ]; then
-  echo "demo: no data at $DATA (set FACEREC_DATA to a folder holding five_celebrity/)" >&2
-  exit 1
+DATA=${FACEREC_DATA:-}
+if [ -z "$DATA" ]; then
+  if [ -d ../shared/data ]; then DATA=../shared/data; else bash scripts/fetch_lfw.sh data >/dev/null; DATA=data; fi
 fi
-OUT=${FACEREC_OUT:-out}
-.venv/bin/facerec-data prepare "$DATA/five_celebrity" --out "$OUT/cache/five_celebrity"
+exec .venv/bin/python scripts/challenge.py --data "$DATA" --out "${FACEREC_OUT:-out/challenge}" "$@"
