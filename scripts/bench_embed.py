@@ -1,0 +1,86 @@
+"""Faces per second of each embedder, in one process, on the same photos and aligned crops.
+
+    .venv/bin/python scripts/bench_embed.py [--photos 64] [--model artifacts/model] [--json]
+
+Two figures per embedder: "crops/s" embeds the same 112-px aligned crops (the
+network alone; dlib takes each crop as its face box), "photos/s" runs the whole
+photo pipeline including the embedder's own detector. Photos are the first
+photo of the first N LFW people. The machine is shared: compare figures from
+one run, not across runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from facerec import _quiet  # noqa: F401  (before TensorFlow / MediaPipe)
+from facerec.data import data_root, discover
+from facerec.embedders import DlibEmbedder, EmbedderSpec, PipelineEmbedder
+from facerec.images import load_image
+
+
+def photos(n: int) -> list[np.ndarray]:
+    root = data_root()
+    if root is None:
+        sys.exit("bench_embed: face data not found (set FACEREC_DATA or place it at ../shared/data)")
+    first: dict[str, str] = {}
+    for item in discover(root / "lfw" / "lfw-deepfunneled"):
+        first.setdefault(item.identity, item.path)
+        if len(first) == n:
+            break
+    return [load_image(p) for p in first.values()]
+
+
+def rate(fn, items: int, repeats: int = 1) -> float:
+    fn()  # warm-up: graph tracing, first-call allocations
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    return items * repeats / (time.perf_counter() - start)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--photos", type=int, default=64)
+    ap.add_argument("--model", default=None, help="Our model export (default: artifacts/model if present).")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+
+    from facerec.model import default_model_path
+
+    images = photos(args.photos)
+    specs = [EmbedderSpec("dlib"), EmbedderSpec("imagenet")]
+    model = Path(args.model) if args.model else default_model_path()
+    if (model / "saved_model").is_dir() or model.name == "saved_model":
+        specs.insert(0, EmbedderSpec("model", str(model)))
+    embedders = [s.build() for s in specs]
+    pipeline = next(e for e in embedders if isinstance(e, PipelineEmbedder))
+    crops = [pipeline.crop(im) for im in images]
+    crops = np.stack([c for c in crops if c is not None])
+    results = {"photos": len(images), "crops": len(crops),
+               "detect_align_per_s": rate(lambda: [pipeline.crop(im) for im in images], len(images))}
+    for spec, e in zip(specs, embedders):
+        if isinstance(e, DlibEmbedder):
+            on_crops = rate(lambda: e.embed_crops(crops), len(crops))
+        else:
+            on_crops = rate(lambda: e.network.embed(crops), len(crops), repeats=3)
+        results[spec.name] = {"crops_per_s": on_crops, "photos_per_s": rate(lambda: e.embed_photos(images), len(images))}
+    if args.json:
+        print(json.dumps(results))
+        return
+    print(f"{len(images)} LFW photos, {len(crops)} aligned 112-px crops; "
+          f"our detection + alignment: {results['detect_align_per_s']:.1f} photos/s")
+    print(f"{'embedder':<10} {'crops/s':>9} {'photos/s':>9}")
+    for spec in specs:
+        r = results[spec.name]
+        print(f"{spec.name:<10} {r['crops_per_s']:>9.1f} {r['photos_per_s']:>9.1f}")
+
+
+if __name__ == "__main__":
+    main()
