@@ -1,9 +1,11 @@
 """The gallery: one HDF5 file of L2-normalised templates, searched by cosine similarity.
 
-Schema (plain h5py can read it):
+Schema (plain h5py can read it; see docs/gallery.md):
   embeddings [N, D] float32   identities [N] utf-8   template_kind [N] utf-8 ("photo" | "synthetic-mask:<style>")
   source [N] utf-8            thumbnails [N] vlen uint8 (JPEG of the aligned face; empty for synthetic rows)
   attrs: schema_version, model_fingerprint, embedding_dim, facerec_version
+Rows of one identity are kept contiguous (in enrolment order), so search scores them
+as a slice, without copying the templates.
 
 Every write replaces the file atomically (temporary file in the same folder,
 fsync, rename) under an advisory lock, so a killed process leaves the old or the
@@ -28,12 +30,19 @@ import numpy as np
 from facerec import __version__
 
 SCHEMA_VERSION = 1
+AGGREGATES = ("max", "top2")
 _STR = h5py.string_dtype("utf-8")
-_CHUNK = 65536  # templates scored at once: bounds search memory at Q × 65536 floats
+_BYTES = h5py.vlen_dtype(np.uint8)
+# Search memory is bounded by _QUERIES × _CHUNK float32 similarities (16 MB), whatever the gallery size.
+_CHUNK = 32768  # templates scored at once (whole identities)
+_QUERIES = 128  # query faces scored at once
+# Bidirectional overrides/isolates would let a name rewrite how a terminal line reads.
+_BIDI = set(range(0x202A, 0x202F)) | set(range(0x2066, 0x206A))
+_JOINERS = {0x200C, 0x200D}  # zero-width (non-)joiner: part of Persian, Indic and emoji names
 
 
 class GalleryError(Exception):
-    """A gallery that cannot be used, with a one-line reason."""
+    """A gallery that cannot be used, with a one-line reason (str: "PATH: reason")."""
 
     def __init__(self, path: str | os.PathLike, reason: str):
         super().__init__(f"{path}: {reason}")
@@ -46,14 +55,17 @@ def default_gallery_path() -> Path:
 
 
 def validate_name(name: str) -> str:
-    """A person's name as stored: Unicode welcome; empty, path separators and control characters refused."""
-    name = unicodedata.normalize("NFC", name.strip())
+    """A person's name as stored (NFC, outer spaces trimmed). Any script is welcome; empty names, path
+    separators, control/format characters (except zero-width joiners) and line breaks are refused."""
+    name = unicodedata.normalize("NFC", str(name).strip())
     if not name:
         raise ValueError("name is empty")
     if "/" in name or "\\" in name:
         raise ValueError(f"name {name!r} contains a path separator")
-    if any(unicodedata.category(c).startswith("C") for c in name):
-        raise ValueError(f"name {name!r} contains control characters")
+    for c in name:
+        cat = unicodedata.category(c)
+        if (cat.startswith("C") and ord(c) not in _JOINERS) or cat in ("Zl", "Zp") or ord(c) in _BIDI:
+            raise ValueError(f"name {name!r} contains a control character (U+{ord(c):04X})")
     if len(name) > 200:
         raise ValueError("name is longer than 200 characters")
     return name
@@ -61,13 +73,15 @@ def validate_name(name: str) -> str:
 
 @dataclass
 class Gallery:
+    """Templates in memory; `load`/`save` move them to and from the HDF5 file."""
+
     model_fingerprint: str
     embedding_dim: int
     embeddings: np.ndarray = None  # [N, D] float32
     identities: np.ndarray = None  # [N] object (str)
     template_kind: np.ndarray = None
     source: np.ndarray = None
-    thumbnails: list = field(default_factory=list)  # N bytes objects
+    thumbnails: list = field(default_factory=list)  # N bytes objects (b"" = none)
 
     def __post_init__(self):
         if self.embeddings is None:
@@ -105,7 +119,7 @@ class Gallery:
                 )
         except GalleryError:
             raise
-        except (OSError, KeyError, ValueError) as e:
+        except (OSError, KeyError, ValueError, TypeError) as e:
             raise GalleryError(path, f"corrupt or not a gallery file ({str(e).splitlines()[0][:100]})") from None
         n = len(g.identities)
         if g.embeddings.shape != (n, g.embedding_dim) or not (len(g.template_kind) == len(g.source) == len(g.thumbnails) == n):
@@ -113,34 +127,31 @@ class Gallery:
         return g
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write atomically: a reader or a crash sees the old file or the new one, never a mix."""
+        """Write atomically: a reader or a crash sees the old file or the new one, never a mix.
+
+        Call it under `locked(path)` (as `editing` does) when other processes may write too.
+        """
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)  # mode 0600
+        os.close(fd)
         try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w+b") as fh, h5py.File(fh, "w") as f:
+            with h5py.File(tmp, "w") as f:
                 f.attrs["schema_version"] = SCHEMA_VERSION
                 f.attrs["model_fingerprint"] = self.model_fingerprint
                 f.attrs["embedding_dim"] = self.embedding_dim
                 f.attrs["facerec_version"] = __version__
-                f.create_dataset("embeddings", data=self.embeddings.astype(np.float32), chunks=True if len(self) else None,
-                                 maxshape=(None, self.embedding_dim))
-                f.create_dataset("identities", data=list(self.identities), dtype=_STR)
-                f.create_dataset("template_kind", data=list(self.template_kind), dtype=_STR)
-                f.create_dataset("source", data=list(self.source), dtype=_STR)
-                thumbs = f.create_dataset("thumbnails", (len(self),), dtype=h5py.vlen_dtype(np.uint8))
+                f.create_dataset("embeddings", data=self.embeddings.astype(np.float32).reshape(-1, self.embedding_dim))
+                f.create_dataset("identities", data=self.identities.astype(object), dtype=_STR)
+                f.create_dataset("template_kind", data=self.template_kind.astype(object), dtype=_STR)
+                f.create_dataset("source", data=self.source.astype(object), dtype=_STR)
+                thumbs = np.empty(len(self.thumbnails), object)
                 for i, t in enumerate(self.thumbnails):
                     thumbs[i] = np.frombuffer(t, np.uint8)
-                f.flush()
-                fh.flush()
-                os.fsync(fh.fileno())
+                f.create_dataset("thumbnails", data=thumbs, dtype=_BYTES)
+            _fsync(tmp)  # the data is on disk before the name points at it
             os.replace(tmp, path)
-            dfd = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
+            _fsync(path.parent)  # and the rename itself survives a power cut
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
@@ -154,17 +165,30 @@ class Gallery:
                                      f"this model {fingerprint[:12]}): rebuild it with this model or pass the other one")
 
     def add(self, identity: str, embeddings: np.ndarray, kinds: list[str], sources: list[str], thumbnails: list[bytes]) -> None:
+        """Append templates of `identity` right after its existing ones (rows stay grouped by identity)."""
         identity = validate_name(identity)
         e = np.asarray(embeddings, np.float32).reshape(-1, self.embedding_dim)
-        self.embeddings = np.concatenate([self.embeddings, e])
-        self.identities = np.concatenate([self.identities, np.array([identity] * len(e), object)])
-        self.template_kind = np.concatenate([self.template_kind, np.array(kinds, object)])
-        self.source = np.concatenate([self.source, np.array(sources, object)])
-        self.thumbnails = self.thumbnails + list(thumbnails)
+        n = len(e)
+        if not len(kinds) == len(sources) == len(thumbnails) == n:
+            raise ValueError(f"{n} templates but {len(kinds)} kinds, {len(sources)} sources, {len(thumbnails)} thumbnails")
+        mine = np.flatnonzero(self.identities == identity)
+        at = int(mine[-1]) + 1 if len(mine) else len(self)
+
+        def put(column: np.ndarray, values) -> np.ndarray:
+            new = np.empty(n, object)
+            new[:] = list(values)
+            return np.concatenate([column[:at], new, column[at:]])
+
+        self.embeddings = np.concatenate([self.embeddings[:at], e, self.embeddings[at:]])
+        self.identities = put(self.identities, [identity] * n)
+        self.template_kind = put(self.template_kind, kinds)
+        self.source = put(self.source, sources)
+        self.thumbnails = self.thumbnails[:at] + list(thumbnails) + self.thumbnails[at:]
         self._index = None
 
     def remove(self, identity: str) -> int:
-        keep = self.identities != identity
+        """Delete every template of `identity`; returns how many there were."""
+        keep = self.identities != validate_name(identity)
         removed = int((~keep).sum())
         self.embeddings, self.identities = self.embeddings[keep], self.identities[keep]
         self.template_kind, self.source = self.template_kind[keep], self.source[keep]
@@ -182,7 +206,7 @@ class Gallery:
         return dict(sorted(out.items()))
 
     def thumbnail(self, identity: str) -> bytes | None:
-        """JPEG of the first enrolled photo of `identity`."""
+        """JPEG of the first enrolled photo of `identity` that has one."""
         for name, kind, t in zip(self.identities, self.template_kind, self.thumbnails):
             if name == identity and kind == "photo" and t:
                 return t
@@ -190,57 +214,85 @@ class Gallery:
 
     # ------------------------------------------------------------ search
 
-    def _grouped(self):
-        """Templates reordered so each identity is contiguous: (order, names, group starts)."""
+    def _grouped(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(templates with each identity contiguous, identity names, first row of each identity)."""
         if self._index is None:
-            names, codes = np.unique(self.identities.astype(str), return_inverse=True)
-            order = np.argsort(codes, kind="stable")
-            starts = np.r_[0, np.flatnonzero(np.diff(codes[order])) + 1]
-            self._index = (order, names, starts)
+            ids = self.identities
+            starts = np.r_[0, np.flatnonzero(ids[1:] != ids[:-1]) + 1]
+            names = ids[starts]
+            if len(set(names)) == len(names):  # already grouped (as `add` keeps it): no copy
+                self._index = (self.embeddings, names, starts)
+            else:  # a file written by other tools: group once
+                names, codes = np.unique(ids.astype(str), return_inverse=True)
+                order = np.argsort(codes, kind="stable")
+                starts = np.r_[0, np.flatnonzero(np.diff(codes[order])) + 1]
+                self._index = (self.embeddings[order], names.astype(object), starts)
         return self._index
 
     def search(self, queries: np.ndarray, k: int = 5, aggregate: str = "max") -> list[list[tuple[str, float]]]:
-        """Top-k identities per query, best first. An identity's score is its best template's cosine
-        similarity (`max`), or the mean of its two best (`top2`; its single template if it has one)."""
+        """Top-k identities per query, best first, by cosine similarity (queries L2-normalised).
+
+        An identity's score is its best template's similarity (`max`), or the mean of its two best
+        (`top2`; a single template counts alone), so many photos of one person do not add up.
+        """
+        if aggregate not in AGGREGATES:
+            raise ValueError(f"unknown aggregate {aggregate!r} (choose from {', '.join(AGGREGATES)})")
         q = np.asarray(queries, np.float32).reshape(-1, self.embedding_dim)
-        if len(self) == 0:
+        if len(self) == 0 or k < 1:
             return [[] for _ in q]
-        order, names, starts = self._grouped()
-        ends = np.r_[starts[1:], len(order)]
-        scores = np.empty((len(q), len(names)), np.float32)
-        g = 0
-        while g < len(names):  # chunks of whole identities, about _CHUNK templates each
-            g_end = max(g + 1, int(np.searchsorted(starts, starts[g] + _CHUNK, "right")) - 1)
-            g_end = min(g_end, len(names))
-            lo, hi = starts[g], ends[g_end - 1]
-            sims = q @ self.embeddings[order[lo:hi]].T  # [Q, templates of these identities]
-            local = starts[g:g_end] - lo
-            best = np.maximum.reduceat(sims, local, axis=1)
-            if aggregate == "top2":
-                sizes = ends[g:g_end] - starts[g:g_end]
-                is_best = sims == np.repeat(best, sizes, axis=1)
-                n_best = np.add.reduceat(is_best.astype(np.int32), local, axis=1)
-                second = np.maximum.reduceat(np.where(is_best, -np.inf, sims), local, axis=1)
-                second = np.where((n_best > 1) | ~np.isfinite(second), best, second)
-                best = (best + second) / 2
-            elif aggregate != "max":
-                raise ValueError(f"unknown aggregate {aggregate!r} (max, top2)")
-            scores[:, g:g_end] = best
-            g = g_end
+        emb, names, starts = self._grouped()
+        ends = np.r_[starts[1:], len(emb)]
         k = min(k, len(names))
-        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        # Chunks of whole identities of about _CHUNK templates: [first identity, last identity + 1).
+        bounds, g = [], 0
+        while g < len(names):
+            g_end = max(g + 1, int(np.searchsorted(ends, starts[g] + _CHUNK, "right")))
+            bounds.append((g, g_end))
+            g = g_end
         results = []
-        for i in range(len(q)):
-            idx = top[i][np.argsort(-scores[i, top[i]], kind="stable")]
-            results.append([(str(names[j]), float(scores[i, j])) for j in idx])
+        for b in range(0, len(q), _QUERIES):
+            qb = q[b:b + _QUERIES]
+            top_s = np.empty((len(qb), 0), np.float32)  # running top-k scores and identity numbers
+            top_i = np.empty((len(qb), 0), np.int64)
+            for g, g_end in bounds:
+                lo, hi = starts[g], ends[g_end - 1]
+                scores = _aggregate(qb @ emb[lo:hi].T, starts[g:g_end] - lo, ends[g:g_end] - starts[g:g_end], aggregate)
+                top_s = np.concatenate([top_s, scores], axis=1)
+                top_i = np.concatenate([top_i, np.broadcast_to(np.arange(g, g_end), scores.shape)], axis=1)
+                if top_s.shape[1] > k:
+                    keep = np.argpartition(-top_s, k - 1, axis=1)[:, :k]
+                    top_s, top_i = np.take_along_axis(top_s, keep, 1), np.take_along_axis(top_i, keep, 1)
+            order = np.argsort(-top_s, axis=1, kind="stable")
+            top_s, top_i = np.take_along_axis(top_s, order, 1), np.take_along_axis(top_i, order, 1)
+            results += [[(str(names[j]), float(s)) for j, s in zip(ri, rs)] for ri, rs in zip(top_i, top_s)]
         return results
+
+
+def _aggregate(sims: np.ndarray, local: np.ndarray, sizes: np.ndarray, aggregate: str) -> np.ndarray:
+    """Per-identity scores [Q, G] from template similarities [Q, T] of identities starting at `local`."""
+    best = np.maximum.reduceat(sims, local, axis=1)
+    if aggregate == "max":
+        return best
+    is_best = sims == np.repeat(best, sizes, axis=1)
+    ties = np.add.reduceat(is_best, local, axis=1, dtype=np.int32)
+    second = np.maximum.reduceat(np.where(is_best, -np.inf, sims), local, axis=1)
+    second = np.where((ties > 1) | (sizes == 1), best, second)  # tied best, or a single template
+    return (best + second) / 2
+
+
+def _fsync(path: str | os.PathLike) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager
 def locked(path: str | os.PathLike) -> Iterator[None]:
-    """Exclusive advisory lock serialising writers of `path` (a sidecar `.lock` file)."""
+    """Exclusive advisory lock serialising writers of `path` (a sidecar `<path>.lock` file, mode 0600)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(str(path) + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
@@ -251,19 +303,26 @@ def locked(path: str | os.PathLike) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def editing(path: str | os.PathLike, fingerprint: str, dim: int, create: bool = True, new: bool = False) -> Iterator[Gallery]:
+def editing(path: str | os.PathLike, fingerprint: str | None, dim: int | None = None, create: bool = True,
+            new: bool = False) -> Iterator[Gallery]:
     """Read-modify-write `path` under the lock; the change lands only if the block completes.
 
     `new=True` starts from an empty gallery (build); otherwise the file must exist unless `create`.
+    A gallery made with a model other than `fingerprint` is refused; `fingerprint=None` skips the
+    check, for edits that add no embeddings (remove).
     """
+    path = Path(path)
     with locked(path):
         # Under the lock, temporary files can only be left over from writers that were killed.
-        for stale in Path(path).parent.glob(f".{Path(path).name}.*.tmp"):
+        for stale in path.parent.glob(f".{path.name}.*.tmp"):
             stale.unlink(missing_ok=True)
-        if new or (create and not Path(path).exists()):
+        if new or (create and not path.exists()):
+            if fingerprint is None or dim is None:
+                raise GalleryError(path, "no gallery here")
             g = Gallery(model_fingerprint=fingerprint, embedding_dim=dim)
         else:
             g = Gallery.load(path)
-            g.check_model(fingerprint, path)
+            if fingerprint is not None:
+                g.check_model(fingerprint, path)
         yield g
         g.save(path)

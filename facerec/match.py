@@ -2,62 +2,103 @@
 
 from __future__ import annotations
 
+import os
+from functools import lru_cache
+
 import cv2
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
 from facerec.gallery import Gallery
 
-_GREEN, _RED, _WHITE = (40, 170, 60), (200, 40, 40), (255, 255, 255)
+_GREEN, _RED, _GREY, _WHITE = (40, 150, 60), (200, 40, 40), (70, 70, 70), (255, 255, 255)
 
 
 def table(result: dict) -> str:
-    """One line per face: identity (or unknown), score vs threshold, runner-ups."""
-    lines = [f"{result['image']}:"]
+    """One line per face: identity (or unknown), score vs threshold, then the other candidates."""
+    head = f"{result['image']}:"
     if "error" in result:
-        return lines[0] + f" error: {result['error']}"
+        return f"{head} error: {result['error']}"
     if not result["faces"]:
-        return lines[0] + " no face found"
+        small = result.get("skipped_small_faces")
+        return head + (f" no face large enough ({small} too small)" if small else " no face found")
+    lines = [head]
     for i, f in enumerate(result["faces"]):
-        who = f["identity"] if f["identity"] is not None else "unknown"
-        runners = ", ".join(f"{m['identity']} {m['score']:.3f}" for m in f["matches"][1:4])
-        lines.append(f"  face {i + 1} {who:<28s} score {f['score']:.3f} (threshold {result['threshold']:.3f})"
-                     + (f"  runner-ups: {runners}" if runners else ""))
+        known = f["identity"] is not None
+        # Unknown: the closest identity is worth seeing too, so every match is listed.
+        others = f["matches"][1:4] if known else f["matches"][:3]
+        listed = ", ".join(f"{m['identity']} {m['score']:.3f}" for m in others)
+        lines.append(f"  face {i + 1}  {f['identity'] if known else 'unknown':<24s}  score {f['score']:.3f}  "
+                     f"(threshold {result['threshold']:.3f})"
+                     + (f"  {'runner-ups' if known else 'closest'}: {listed}" if listed else ""))
     return "\n".join(lines)
 
 
-def _label(img: np.ndarray, text: str, org: tuple[int, int], colour, scale: float) -> None:
-    th = max(1, int(round(scale * 2)))
-    (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, th)
-    x, y = org
-    cv2.rectangle(img, (x, y - h - base - 4), (x + w + 6, y + 2), colour, -1)
-    cv2.putText(img, text, (x + 3, y - base), cv2.FONT_HERSHEY_SIMPLEX, scale, _WHITE, th, cv2.LINE_AA)
+@lru_cache(maxsize=16)
+def _font(size: int) -> ImageFont.ImageFont:
+    """DejaVu Sans (shipped with matplotlib: accents, Greek, Cyrillic), else PIL's default font."""
+    import matplotlib
+
+    path = os.path.join(matplotlib.get_data_path(), "fonts", "ttf", "DejaVuSans.ttf")
+    try:
+        return ImageFont.truetype(path, size)
+    except OSError:
+        return ImageFont.load_default(size)
+
+
+def _label(draw: ImageDraw.ImageDraw, text: str, xy: tuple[int, int], colour, size: int, max_width: int,
+           below: bool = False) -> None:
+    """`text` on a filled box whose bottom-left (top-left if `below`) is `xy`, shrunk to fit `max_width`."""
+    while True:
+        font = _font(size)
+        left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+        if right - left + 8 <= max_width or size <= 9:
+            break
+        size -= 1
+    w, h = right - left + 8, bottom - top + 6
+    x, y = xy[0], xy[1] if below else xy[1] - h
+    x = max(0, min(x, max_width - w))
+    y = max(0, y)
+    draw.rectangle((x, y, x + w, y + h), fill=colour)
+    draw.text((x + 4 - left, y + 3 - top), text, font=font, fill=_WHITE)
 
 
 def annotate(image: np.ndarray, result: dict, gallery: Gallery | None = None, height: int = 480) -> np.ndarray:
-    """RGB picture: the query with each face boxed and labelled, and beside it the best match's enrolled face."""
+    """RGB picture: the query with each face boxed and labelled, and beside it the enrolled face of the
+    largest face's best match, with name, cosine score and threshold."""
     scale = height / image.shape[0]
-    query = cv2.resize(image, (max(1, int(image.shape[1] * scale)), height), interpolation=cv2.INTER_AREA)
-    font = max(0.5, height / 700)
+    query = Image.fromarray(cv2.resize(image, (max(1, round(image.shape[1] * scale)), height),
+                                       interpolation=cv2.INTER_AREA))
+    draw = ImageDraw.Draw(query)
+    text = max(14, height // 28)
     for f in result["faces"]:
-        x, y, w, h = (int(round(v * scale)) for v in f["box"])
+        x, y, w, h = (v * scale for v in f["box"])
         known = f["identity"] is not None
         colour = _GREEN if known else _RED
-        cv2.rectangle(query, (x, y), (x + w, y + h), colour, max(2, height // 200))
-        text = f"{f['identity'] if known else 'unknown'}  {f['score']:.2f}"
-        _label(query, text, (max(0, x), max(20, y - 4)), colour, font)
-    panels = [query]
-    if result["faces"] and gallery is not None:
-        best = result["faces"][0]
-        name = best["identity"] or (best["matches"][0]["identity"] if best["matches"] else None)
-        jpg = gallery.thumbnail(name) if name else None
-        if jpg:
-            face = cv2.cvtColor(cv2.imdecode(np.frombuffer(jpg, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-            side = height * 2 // 3
-            panel = np.full((height, side, 3), 245, np.uint8)
-            top = (height - side) // 2
-            panel[top:top + side] = cv2.resize(face, (side, side), interpolation=cv2.INTER_CUBIC)
-            caption = ("gallery: " + name) if best["identity"] else f"closest: {name} (below threshold)"
-            _label(panel, caption, (4, top - 6), _GREEN if best["identity"] else _RED, font * 0.8)
-            _label(panel, f"cosine {best['score']:.3f} / thr {result['threshold']:.3f}", (4, height - 8), (60, 60, 60), font * 0.8)
-            panels.append(panel)
-    return np.hstack(panels)
+        draw.rectangle((x, y, x + w, y + h), outline=colour, width=max(2, height // 200))
+        _label(draw, f"{f['identity'] if known else 'unknown'}  {f['score']:.3f}", (int(x), int(y) - 2), colour,
+               text, query.width)
+    if not result["faces"]:
+        _label(draw, "no face found", (4, height - 4), _GREY, text, query.width)
+        return np.asarray(query)
+    side = height * 3 // 4
+    panel = Image.new("RGB", (side, height), (245, 245, 245))
+    best = result["faces"][0]
+    name = best["identity"] or (best["matches"][0]["identity"] if best["matches"] else None)
+    jpg = gallery.thumbnail(name) if gallery is not None and name else None
+    top = (height - side) // 2
+    if jpg:
+        face = cv2.imdecode(np.frombuffer(jpg, np.uint8), cv2.IMREAD_COLOR)
+        if face is not None:
+            face = cv2.resize(cv2.cvtColor(face, cv2.COLOR_BGR2RGB), (side, side), interpolation=cv2.INTER_CUBIC)
+            panel.paste(Image.fromarray(face), (0, top))
+    pd = ImageDraw.Draw(panel)
+    if not jpg:
+        _label(pd, "no gallery photo stored" if name else "empty gallery", (4, height // 2), _GREY, text, side)
+    if name:
+        caption = f"gallery: {name}" if best["identity"] else f"closest: {name} (below threshold)"
+        _label(pd, caption, (0, top - 2), _GREEN if best["identity"] else _RED, text, side)
+    _label(pd, f"cosine {best['score']:.3f}  threshold {result['threshold']:.3f}", (0, top + side + 2), _GREY,
+           text, side, below=True)
+    gap = np.full((height, 6, 3), 255, np.uint8)
+    return np.hstack([np.asarray(query), gap, np.asarray(panel)])

@@ -86,3 +86,73 @@ def test_recognizer_api(env, celeb_dir, lfw_photo):
     assert report.photos == 1 and report.templates == 2
     out = rec.identify(lfw_photo)
     assert out["faces"][0]["matches"][0]["identity"] == "Aaron"  # the same photo is its own best match
+
+
+def test_build_records_skips_and_enroll_reports_each_bad_photo(env, celeb_dir, lfw_photo, tmp_path):
+    import shutil
+
+    tree = tmp_path / "tree"
+    shutil.copytree(celeb_dir, tree)
+    (tree / "Abdullah_Gul" / "broken.jpg").write_bytes(b"not a photo")
+    (tree / "bad\tname").mkdir()
+    shutil.copy(lfw_photo, tree / "bad\tname" / "a.jpg")
+    r = run(gallery_cli, ["build", str(tree), "--json", "--mask-templates", "0"])
+    assert r.exit_code == 0, r.output  # batch: recorded skips, the rest enrolled
+    out = json.loads(r.stdout)
+    assert [p["name"] for p in out["people"]] == ["Abdullah_Gul", "Alejandro_Toledo"]
+    assert {f["reason"].split(" (")[0] for f in out["failed"]} == {"not a readable image",
+                                                                  "name 'bad\\tname' contains a control character"}
+    skipped = [line for line in r.stderr.splitlines() if "skipped" in line]
+    assert len(skipped) == 2 and any("broken.jpg: not a readable image" in line for line in skipped)
+    # enroll: the usable photo is enrolled, the unusable one is an error line, exit status 1
+    r = run(gallery_cli, ["enroll", "--name", "Aaron", str(lfw_photo), str(tree / "Abdullah_Gul" / "broken.jpg")])
+    assert r.exit_code == 1 and f"error: {tree / 'Abdullah_Gul' / 'broken.jpg'}: not a readable image" in r.stderr
+    assert "Aaron" in run(gallery_cli, ["list"]).stdout
+
+
+def test_show_without_display_and_uncalibrated_warning(env, celeb_dir, other_model, lfw_photo, monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.setenv("FACEREC_MODEL", str(other_model))  # its card has no threshold
+    run(gallery_cli, ["build", str(celeb_dir), "--mask-templates", "0"])
+    r = run(match_cli, [str(lfw_photo), str(lfw_photo), "--show"])
+    assert r.exit_code == 0 and r.stdout.count("face 1") == 2
+    assert r.stderr.count("uncalibrated") == 1 and "no display" in r.stderr
+    assert "uncalibrated" not in run(match_cli, [str(lfw_photo), "--threshold", "0.3"]).stderr
+
+
+def test_no_thumbnails(env, celeb_dir, lfw_photo, tmp_path):
+    from facerec.gallery import Gallery
+
+    run(gallery_cli, ["build", str(celeb_dir), "--no-thumbnails", "--mask-templates", "1"])
+    g = Gallery.load(env / "g.h5")
+    assert len(g) == 8 and not any(g.thumbnails)
+    r = run(match_cli, [str(lfw_photo), "--out", str(tmp_path / "m.png")])
+    assert r.exit_code == 0 and (tmp_path / "m.png").exists()  # the panel says no photo is stored
+
+
+def test_model_free_commands_do_not_import_tensorflow(env, celeb_dir):
+    """`list` and `remove` answer in a fraction of a second: no model, no TensorFlow."""
+    import subprocess
+    import sys
+
+    run(gallery_cli, ["build", str(celeb_dir), "--mask-templates", "0"])
+    code = ("import sys; from facerec.cli.gallery import main\n"
+            "for args in (['list', '--json'], ['remove', 'Abdullah_Gul']):\n"
+            "    try: main(args)\n"
+            "    except SystemExit as e: assert not e.code, e.code\n"
+            "assert 'tensorflow' not in sys.modules\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.splitlines()[0])[0]["name"] == "Abdullah_Gul" and "removed Abdullah_Gul" in r.stdout
+
+
+def test_match_cli_is_quiet(env, celeb_dir, lfw_photo):
+    """A real process: stderr holds our lines only (no TensorFlow / MediaPipe start-up chatter)."""
+    import subprocess
+    import sys
+
+    run(gallery_cli, ["build", str(celeb_dir), "--mask-templates", "0"])
+    r = subprocess.run([sys.executable, "-m", "facerec.cli.match", str(lfw_photo), "--json"], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["faces"] and r.stderr == ""

@@ -19,16 +19,28 @@ def clean_errors(prog: str):
     def wrap(fn):
         @functools.wraps(fn)
         def run(*args, **kwargs):
-            from facerec.gallery import GalleryError
-            from facerec.images import BadInput
-            from facerec.model import BadModel
-
             try:
                 return fn(*args, **kwargs)
-            except (BadInput, BadModel, GalleryError, ValueError) as e:
+            except OSError as e:  # e.g. a gallery folder we may not write to
+                where = f"{e.filename}: " if e.filename else ""
+                click.echo(f"{prog}: error: {where}{e.strerror or e}", err=True)
+                sys.exit(1)
+            except Exception as e:
+                if not isinstance(e, _known_errors()):
+                    raise
                 click.echo(f"{prog}: error: {e}", err=True)
                 sys.exit(1)
 
         return run
 
     return wrap
+
+
+def _known_errors() -> tuple[type, ...]:
+    """The failures that carry a one-line reason. BadModel only matters once facerec.model (and so
+    TensorFlow) is imported, so commands that need no model (list, remove) never import it."""
+    from facerec.gallery import GalleryError
+    from facerec.images import BadInput
+
+    model = sys.modules.get("facerec.model")
+    return (BadInput, GalleryError, ValueError) + ((model.BadModel,) if model else ())

@@ -12,38 +12,53 @@ from facerec.cli._common import clean_errors, gallery_option, model_option
 
 PROG = "facerec-gallery"
 
+mask_templates_option = click.option(
+    "--mask-templates", default=3, show_default=True, type=click.IntRange(0),
+    help="Synthetic-masked templates stored per photo, beside the photo's own.")
+thumbnails_option = click.option(
+    "--thumbnails/--no-thumbnails", default=True, show_default=True,
+    help="Store a small JPEG of each enrolled face (~4 KB; shown by `facerec-match --out`).")
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Manage the gallery of enrolled people (an HDF5 file of face embeddings)."""
 
 
-def _recognizer(model, gallery, mask_templates=3):
+def _recognizer(model, gallery, mask_templates=3, thumbnails=True):
     from facerec.recognizer import Recognizer
 
-    return Recognizer(model=model, gallery=gallery, mask_templates=mask_templates)
+    return Recognizer(model=model, gallery=gallery, mask_templates=mask_templates, thumbnails=thumbnails)
 
 
-def _report(reports, as_json: bool) -> None:
+def _report(reports, as_json: bool, failure: str) -> None:
+    """Counts on stdout; notes and one line per unusable photo on stderr (`failure` = "error" or "skipped")."""
     problems = [p for r in reports for p in r.problems]
     if as_json:
-        click.echo(json.dumps({"people": [{"name": r.name, "photos": r.photos, "templates": r.templates} for r in reports],
-                               "failed": problems}))
-    else:
+        click.echo(json.dumps({"people": [{"name": r.name, "photos": r.photos, "templates": r.templates}
+                                          for r in reports if r.photos],
+                               "failed": problems}, ensure_ascii=False))
+    elif len(reports) <= 20:
         for r in reports:
-            if len(reports) <= 20:
+            if r.photos:
                 click.echo(f"{r.name}: {r.photos} photo(s), {r.templates} template(s) added")
-        if len(reports) > 20:
-            click.echo(f"{len(reports)} people, {sum(r.photos for r in reports)} photos, "
-                       f"{sum(r.templates for r in reports)} templates added")
+    else:
+        click.echo(f"{sum(r.photos > 0 for r in reports)} people, {sum(r.photos for r in reports)} photos, "
+                   f"{sum(r.templates for r in reports)} templates added")
     for r in reports:
         for n in r.notes:
             click.echo(f"{PROG}: note: {n}", err=True)
     for p in problems:
-        click.echo(f"{PROG}: skipped {p['path']}: {p['reason']}", err=True)
+        click.echo(f"{PROG}: {failure}: {_one_line(p['path'])}: {p['reason']}", err=True)
+
+
+def _one_line(text: str) -> str:
+    """`text` with control characters escaped, so each failure stays on one line."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 def _enroll_folder(rec, folder: str, new: bool, as_json: bool) -> None:
+    """Enrol a folder-per-person tree; unusable photos are listed and skipped (exit 1 only if none worked)."""
     from tqdm import tqdm
 
     from facerec.data import discover
@@ -52,28 +67,33 @@ def _enroll_folder(rec, folder: str, new: bool, as_json: bool) -> None:
     for item in discover(folder):
         people[item.identity].append(item.path)
     if not people:
-        raise ValueError(f"{folder}: no images found (expected one folder per person)")
+        raise ValueError(f"{folder}: no photos found (expected one folder of photos per person)")
     bar = tqdm(total=sum(map(len, people.values())), unit="photo", file=sys.stderr, disable=as_json)
     try:
         reports = rec.enroll_many(dict(people), new_gallery=new, progress=lambda: bar.update(1))
     finally:
         bar.close()
-    _report(reports, as_json)
+    _report(reports, as_json, "skipped")
     if all(r.photos == 0 for r in reports):
+        click.echo(f"{PROG}: error: {folder}: no photo could be enrolled; gallery unchanged", err=True)
         sys.exit(1)
 
 
 @main.command()
 @click.argument("data_dir", type=click.Path())
 @click.option("--force", is_flag=True, help="Replace an existing gallery file.")
-@click.option("--mask-templates", default=3, show_default=True, help="Synthetic-masked templates per photo.")
-@click.option("--json", "as_json", is_flag=True)
+@mask_templates_option
+@thumbnails_option
+@click.option("--json", "as_json", is_flag=True, help='{"people": [...], "failed": [{"path", "reason"}]} on stdout.')
 @model_option
 @gallery_option
 @clean_errors(PROG)
-def build(data_dir, force, mask_templates, as_json, model, gallery):
-    """Create a gallery from DATA_DIR: one folder per person, named after the person."""
-    rec = _recognizer(model, gallery, mask_templates)
+def build(data_dir, force, mask_templates, thumbnails, as_json, model, gallery):
+    """Create a gallery from DATA_DIR: one folder per person, named after the person.
+
+    Unusable photos are listed on stderr and skipped.
+    """
+    rec = _recognizer(model, gallery, mask_templates, thumbnails)
     if rec.gallery_path.exists() and not force:
         raise ValueError(f"{rec.gallery_path}: gallery exists; pass --force to replace it, or use `enroll` to add")
     _enroll_folder(rec, data_dir, new=True, as_json=as_json)
@@ -84,14 +104,19 @@ def build(data_dir, force, mask_templates, as_json, model, gallery):
 @click.option("--name", default=None, help="The person's name (all PHOTOS are of this person).")
 @click.option("--dir", "folder", default=None, type=click.Path(), help="Enrol a folder of people instead (one folder each).")
 @click.argument("photos", nargs=-1, type=click.Path())
-@click.option("--mask-templates", default=3, show_default=True, help="Synthetic-masked templates per photo.")
-@click.option("--json", "as_json", is_flag=True)
+@mask_templates_option
+@thumbnails_option
+@click.option("--json", "as_json", is_flag=True, help='{"people": [...], "failed": [{"path", "reason"}]} on stdout.')
 @model_option
 @gallery_option
 @clean_errors(PROG)
-def enroll(name, folder, photos, mask_templates, as_json, model, gallery):
-    """Add a person from one or more PHOTOS, without retraining (creates the gallery if needed)."""
-    rec = _recognizer(model, gallery, mask_templates)
+def enroll(name, folder, photos, mask_templates, thumbnails, as_json, model, gallery):
+    """Add a person from one or more PHOTOS, without retraining (creates the gallery if needed).
+
+    An existing name gets more templates. Each photo that cannot be used is one error line;
+    the usable ones are enrolled and the exit status is 1 if any photo failed.
+    """
+    rec = _recognizer(model, gallery, mask_templates, thumbnails)
     if folder:
         if name or photos:
             raise click.UsageError("use either --dir or --name with photos")
@@ -99,13 +124,13 @@ def enroll(name, folder, photos, mask_templates, as_json, model, gallery):
     if name is None or not photos:
         raise click.UsageError("give --name NAME and at least one photo (or --dir FOLDER)")
     report = rec.enroll(name, list(photos))
-    _report([report], as_json)
-    if report.photos == 0:
+    _report([report], as_json, "error")
+    if report.problems:
         sys.exit(1)
 
 
 @main.command("list")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help='[{"name", "photos", "templates"}, ...] on stdout.')
 @gallery_option
 @clean_errors(PROG)
 def list_(as_json, gallery):
@@ -124,14 +149,17 @@ def list_(as_json, gallery):
 
 @main.command()
 @click.argument("name")
-@model_option
 @gallery_option
 @clean_errors(PROG)
-def remove(name, model, gallery):
-    """Delete every template of NAME."""
-    n = _recognizer(model, gallery).remove(name)
-    if n == 0:
-        raise ValueError(f"{name!r} is not in the gallery")
+def remove(name, gallery):
+    """Delete every template of NAME (no model needed)."""
+    from facerec.gallery import default_gallery_path, editing
+
+    path = gallery or default_gallery_path()
+    with editing(path, None, create=False) as g:
+        n = g.remove(name)
+        if n == 0:
+            raise ValueError(f"{name!r} is not in the gallery {path}")
     click.echo(f"removed {name}: {n} template(s)")
 
 

@@ -24,7 +24,7 @@ def _out_path(out: str, i: int, n: int) -> Path:
 @click.option("--json", "as_json", is_flag=True, help="JSON on stdout (an object, or a list for several photos).")
 @click.option("--out", default=None, type=click.Path(), help="Write the annotated image here (-N added for several photos).")
 @click.option("--show", is_flag=True, help="Open the annotated image in a window, where a display exists.")
-@click.option("--top-k", default=5, show_default=True, help="Matches listed per face.")
+@click.option("--top-k", default=5, show_default=True, type=click.IntRange(1), help="Matches listed per face.")
 @click.option("--threshold", type=float, default=None, help="Override the model's calibrated threshold.")
 @click.option("--aggregate", type=click.Choice(["max", "top2"]), default="max", show_default=True,
               help="Identity score: best template, or mean of the best two.")
@@ -35,13 +35,13 @@ def main(photos, as_json, out, show, top_k, threshold, aggregate, model, gallery
     """Identify the faces in each PHOTO against the gallery."""
     from facerec.images import BadInput, load_image
     from facerec.match import table
-    from facerec.recognizer import Recognizer
+    from facerec.recognizer import MIN_FACE_PX, Recognizer
 
     rec = Recognizer(model=model, gallery=gallery, threshold=threshold, aggregate=aggregate)
     g = rec.gallery()  # bad model / gallery: one error before any photo
     if not rec.calibrated:
-        click.echo(f"{PROG}: warning: the model card has no calibrated threshold; using {rec.threshold} "
-                   "(run `facerec-eval calibrate`)", err=True)
+        click.echo(f"{PROG}: warning: uncalibrated threshold: the model card has none, so {rec.threshold} is used "
+                   "(run `facerec-eval calibrate`, or pass --threshold)", err=True)
     if show and not os.environ.get("DISPLAY"):
         click.echo(f"{PROG}: no display available; --show ignored", err=True)
         show = False
@@ -57,7 +57,9 @@ def main(photos, as_json, out, show, top_k, threshold, aggregate, model, gallery
         r = rec.identify(image, top_k)
         r["image"] = photo
         results.append(r)
-        if not r["faces"]:
+        if r.get("skipped_small_faces"):
+            click.echo(f"{PROG}: {photo}: {r['skipped_small_faces']} face(s) under {MIN_FACE_PX} px skipped", err=True)
+        if not r["faces"] and not r.get("skipped_small_faces"):
             click.echo(f"{PROG}: {photo}: no face found", err=True)
         if len(r["faces"]) > 1:
             click.echo(f"{PROG}: {photo}: {len(r['faces'])} faces; each is matched, largest first", err=True)
@@ -82,9 +84,12 @@ def _picture(image, result, gallery, path, show) -> None:
             raise ValueError(f"{path}: cannot write the annotated image")
         click.echo(f"{PROG}: annotated image: {path}", err=True)
     if show:
-        cv2.imshow("facerec-match", cv2.cvtColor(pic, cv2.COLOR_RGB2BGR))
-        cv2.waitKey(0)
-        cv2.destroyAllWindows()
+        try:
+            cv2.imshow("facerec-match", cv2.cvtColor(pic, cv2.COLOR_RGB2BGR))
+            cv2.waitKey(0)
+            cv2.destroyAllWindows()
+        except cv2.error as e:  # an OpenCV build without a GUI backend, or a display that refuses windows
+            click.echo(f"{PROG}: cannot open a window ({str(e).strip().splitlines()[-1][:80]}); --show ignored", err=True)
 
 
 if __name__ == "__main__":
