@@ -81,7 +81,11 @@ class EmbedderSpec:
 
     @property
     def label(self) -> str:
-        return f"model:{self.model_path}" if self.name == "model" else self.name
+        if self.name != "model":
+            return self.name
+        from facerec.model import default_model_path
+
+        return f"model:{self.model_path or default_model_path()}"
 
     def build(self) -> PhotoEmbedder:
         if self.name == "model":
