@@ -395,14 +395,17 @@ def calibrate(pairs_file: str | os.PathLike, images: str | os.PathLike, spec: Em
 
 
 def write_threshold(model_path: str | os.PathLike | None, calibration: dict) -> Path:
-    """Put threshold, threshold_far and threshold_pairs into the export's model card, atomically."""
+    """Put the threshold and how it was chosen into the export's model card, atomically."""
     from facerec.model import CARD_FILE, default_model_path
 
     root = Path(model_path or default_model_path())
     root = root.parent if root.name == "saved_model" else root
     card_path = root / CARD_FILE
     card = json.loads(card_path.read_text())
-    card.update({k: calibration[k] for k in ("threshold", "threshold_far", "threshold_pairs")})
+    for stale in ("threshold_pairs", "threshold_open_set", "threshold_source"):
+        card.pop(stale, None)
+    card.update({k: calibration[k] for k in ("threshold", "threshold_far", "threshold_pairs", "threshold_open_set")
+                 if k in calibration})
     tmp = card_path.with_suffix(".json.tmp")
     with open(tmp, "w") as fh:
         fh.write(json.dumps(card, indent=2) + "\n")
@@ -410,6 +413,78 @@ def write_threshold(model_path: str | os.PathLike | None, calibration: dict) -> 
         os.fsync(fh.fileno())
     os.replace(tmp, card_path)
     return card_path
+
+
+def calibrate_open_set(people_file: str | os.PathLike, images: str | os.PathLike, model_path: str | os.PathLike | None = None,
+                       gallery_people: int = 1000, far: float = 1e-2, seed: int = 0, progress: bool = False) -> dict:
+    """The threshold at which at most `far` of strangers are accepted as someone in a gallery.
+
+    A per-pair FAR understates what a gallery sees: a stranger is compared with every template,
+    so this simulates the product itself. `gallery_people` people of `people_file` (LFW layout
+    under `images`) are enrolled from their first photo with `Recognizer` (mask templates
+    included); every other person's first photo is a stranger probe, and the threshold is the
+    lowest that accepts at most `far` of them. Gallery people with a second photo measure the
+    correct-accept rate there. For a gallery N times larger, expect roughly N times the FAR.
+    """
+    import tempfile
+
+    from tqdm import tqdm
+
+    from facerec.data import read_people
+    from facerec.recognizer import Recognizer
+
+    if not 0 < far < 1:
+        raise EvalError(f"--far must be between 0 and 1, not {far}")
+    root = Path(images)
+    photos = {n: sorted((root / n).glob("*.jpg")) for n in read_people(people_file)}
+    names = [n for n in photos if photos[n]]
+    if len(names) <= gallery_people:
+        raise EvalError(f"{people_file}: {len(names)} people with photos, need more than --gallery-people {gallery_people}")
+    order = np.random.default_rng(seed).permutation(len(names))
+    members = [names[i] for i in order[:gallery_people]]
+    strangers = [names[i] for i in order[gallery_people:]]
+    with tempfile.TemporaryDirectory() as tmp:
+        rec = Recognizer(model_path, Path(tmp) / "calibration.h5", threshold=1.0)
+        bar = tqdm(total=len(members), desc="enrol", disable=not progress)
+        rec.enroll_many({n: [photos[n][0]] for n in members}, new_gallery=True, progress=lambda: bar.update())
+        bar.close()
+        enrolled = set(rec.gallery().people())
+        templates = len(rec.gallery())
+        genuine = [(n, photos[n][1]) for n in members if n in enrolled and len(photos[n]) > 1]
+
+        def top(path) -> tuple[str | None, float] | None:
+            try:
+                faces = rec.identify(path, top_k=1)["faces"]
+            except BadInput:
+                return None
+            return (faces[0]["matches"][0]["identity"], faces[0]["score"]) if faces else None
+
+        probes = [(None, photos[n][0]) for n in strangers] + genuine
+        found = [top(p) for _, p in tqdm(probes, desc="probe", disable=not progress)]
+    s_scores = np.array([f[1] for f in found[:len(strangers)] if f is not None])
+    g_found = [(n, f) for (n, _), f in zip(genuine, found[len(strangers):])]
+    k = int(np.floor(far * len(s_scores)))
+    desc = np.sort(s_scores)[::-1]
+    # Scores are compared as printed (4 decimals): accept when score >= threshold.
+    threshold = round(float(desc[k]) + 1e-4, 4) if k < len(desc) else round(float(desc[-1]), 4)
+    accepted = int(np.sum(s_scores >= threshold))
+    correct = sum(f is not None and f[0] == n and f[1] >= threshold for n, f in g_found)
+    rank1 = sum(f is not None and f[0] == n for n, f in g_found)
+    result = {
+        "embedder": f"model:{rec.model_path}",
+        "threshold": threshold,
+        "threshold_far": far,
+        "threshold_open_set": {
+            "people_file": str(Path(people_file).resolve()), "seed": seed,
+            "gallery_people": len(enrolled), "gallery_templates": templates,
+            "strangers": len(strangers), "strangers_scored": int(len(s_scores)),
+            "false_accepts": accepted, "far": accepted / max(len(s_scores), 1),
+            "genuine_probes": len(g_found), "correct_accept_rate": correct / max(len(g_found), 1),
+            "rank1": rank1 / max(len(g_found), 1),
+        },
+    }
+    result["card"] = str(write_threshold(model_path, result))
+    return result
 
 
 # ---------------------------------------------------------------- identification

@@ -47,6 +47,7 @@ class TrainConfig:
     strategy: str = "default"
     max_images_per_identity: int = 60  # caps the few over-represented people
     seed: int = 0
+    init: str | None = None  # an export folder whose model.keras weights start training (fine-tuning)
 
 
 def normalise_name(name: str) -> str:
@@ -294,6 +295,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: int = 1) -> Path:
         pretrained = cfg.backbone == "efficientnet-lite0"
         embedder = build_model(cfg.backbone, cfg.input_size, cfg.embedding_dim,
                                weights="imagenet" if pretrained else None)
+        if cfg.init:
+            embedder.load_weights(Path(cfg.init) / "model.keras")
         if pretrained:
             # Keep the pretrained backbone's batch norms in inference mode: with small P×K batches
             # their moving statistics lag the fine-tuned weights and inference-mode embeddings collapse.
@@ -371,7 +374,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     for name in ("backbone", "input_size", "embedding_dim", "identities_per_batch", "images_per_identity", "epochs",
                  "steps_per_epoch", "learning_rate", "margin", "mask_prob", "teacher", "teacher_weight",
-                 "val_identities", "val_pairs", "strategy", "max_images_per_identity", "seed"):
+                 "val_identities", "val_pairs", "strategy", "max_images_per_identity", "seed", "init"):
         default = getattr(d, name)
         kind = type(default) if default is not None else str
         p.add_argument("--" + name.replace("_", "-"), type=kind, default=default)

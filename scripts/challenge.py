@@ -1,14 +1,15 @@
 """The whole challenge, as a user runs it, through the command-line tools.
 
-1. build a gallery of celebrities: five_celebrity/train + the first photo of N LFW people;
+1. build a gallery of celebrities: five_celebrity/train + the first photo of N LFW celebrities (the
+   model's training people, so strangers and calibration people stay out of it);
 2. enrol a new person (an RMFRD person, never seen in training) from ONE unmasked photo — no retraining;
 3. identify that person's real masked photo: identity, cosine score, threshold, annotated image.
 
     python scripts/challenge.py [--data DIR] [--out out/challenge] [--lfw-people 1000]
 
 `--all-rmfrd` runs the acceptance variant: every RMFRD person enrolled from one unmasked photo,
-every masked RMFRD photo matched, rank-1 reported; plus the false-accept rate of faces of LFW
-people who are not in the gallery.
+every masked RMFRD photo matched, rank-1 reported; plus the false-accept rate of 300 faces of LFW
+pairsDevTest people (in neither the gallery, training nor threshold calibration).
 Without RMFRD (e.g. only LFW was downloaded) the new person is an LFW person left out of the
 gallery, probed with a synthetic mask on another of their photos.
 """
@@ -24,7 +25,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from facerec.data import data_root
+from facerec.data import data_root, read_pairs_people, read_people
 
 
 def sh(*args: str, capture: bool = False) -> str:
@@ -54,11 +55,23 @@ def link_tree(root: Path, people: dict[str, list[Path]]) -> Path:
 FIVE_IN_LFW = {"Ben_Affleck", "Elton_John", "Jerry_Seinfeld", "Madonna", "Mindy_Kaling"}
 
 
-def lfw_people(data: Path, n: int, skip: int = 0) -> dict[str, list[Path]]:
-    """The first photo of n LFW people (sorted by name, after `skip`)."""
+def lfw_people(data: Path, n: int, among: set[str] | None = None, skip: int = 0) -> dict[str, list[Path]]:
+    """The first photo of n LFW people (sorted by name, optionally only `among` them, after `skip`)."""
     root = data / "lfw" / "lfw-deepfunneled"
-    names = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name not in FIVE_IN_LFW)
+    names = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name not in FIVE_IN_LFW
+                   and (among is None or p.name in among))
     return {nm: [sorted((root / nm).glob("*.jpg"))[0]] for nm in names[skip: skip + n]}
+
+
+def celebrity_names(data: Path) -> set[str] | None:
+    """The LFW celebrities of the gallery: the training people (peopleDevTrain, ≥ 2 photos) when the
+    protocol files are there — the model knows them — so that strangers (pairsDevTest people) and the
+    threshold's calibration people (artifacts/calibration_people.txt) are never in the gallery."""
+    people = data / "lfw" / "peopleDevTrain.txt"
+    if not people.is_file():
+        return None
+    root = data / "lfw" / "lfw-deepfunneled"
+    return {n for n in read_people(people) if len(list((root / n).glob("*.jpg"))) >= 2}
 
 
 def rmfrd_people(data: Path) -> dict[str, dict[str, list[Path]]]:
@@ -90,11 +103,11 @@ def main() -> None:
     five = data / "five_celebrity" / "train"
     if five.is_dir():
         celebs.update({d.name: sorted(d.glob("*.jpg")) for d in sorted(five.iterdir())})
-    celebs.update(lfw_people(data, a.lfw_people))
+    celebs.update(lfw_people(data, a.lfw_people, celebrity_names(data)))
     sh("facerec-gallery", "build", str(link_tree(out / "celebrities", celebs)), "--force")
 
     if a.all_rmfrd:
-        return acceptance(data, out, a.lfw_people)
+        return acceptance(data, out, len(celebs))
 
     if (data / "rmfrd").is_dir():
         people = rmfrd_people(data)
@@ -106,7 +119,8 @@ def main() -> None:
         from PIL import Image
 
         root = data / "lfw" / "lfw-deepfunneled"
-        name = next(n for n in sorted(p.name for p in root.iterdir())[a.lfw_people:] if len(list((root / n).glob("*.jpg"))) >= 2)
+        name = next(n for n in sorted(p.name for p in root.iterdir())
+                    if n not in celebs and len(list((root / n).glob("*.jpg"))) >= 2)
         enrol_photo, second = sorted((root / name).glob("*.jpg"))[:2]
         probe = out / f"{name}_masked.jpg"
         Image.fromarray(mask_photo(load_image(second), seed=0)).save(probe)
@@ -117,7 +131,7 @@ def main() -> None:
     print(f"\nannotated match image: {picture.resolve()}")
 
 
-def acceptance(data: Path, out: Path, n_lfw: int) -> None:
+def acceptance(data: Path, out: Path, n_celebs: int) -> None:
     people = rmfrd_people(data)
     enrol = {name: [kinds["unmasked"][0]] for name, kinds in people.items()}
     sh("facerec-gallery", "enroll", "--dir", str(link_tree(out / "rmfrd_enrol", enrol)))
@@ -134,10 +148,10 @@ def acceptance(data: Path, out: Path, n_lfw: int) -> None:
         wrong_accept += f["identity"] not in (None, name)
     n = len(probes)
     print(f"RMFRD masked probes: {n} ({len(people)} people enrolled from one unmasked photo each, gallery of "
-          f"{len(people) + n_lfw + 5} people); rank-1 {rank1 / n:.2%} ({rank1}/{n}); accepted as the right person at "
+          f"{len(people) + n_celebs} people); rank-1 {rank1 / n:.2%} ({rank1}/{n}); accepted as the right person at "
           f"the threshold {accepted / n:.2%}; accepted as someone else {wrong_accept / n:.2%}; no face {no_face}")
-    # Unknown people: LFW people outside the gallery, one photo each.
-    strangers = lfw_people(data, 300, skip=n_lfw)
+    # Unknown people: LFW pairsDevTest people — in neither the gallery, training nor calibration.
+    strangers = lfw_people(data, 300, read_pairs_people(data / "lfw" / "pairsDevTest.txt"))
     photos = [str(v[0]) for v in strangers.values()]
     results = json.loads(sh("facerec-match", *photos, "--json", capture=True))
     faces = [r["faces"][0] for r in results if r["faces"]]

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Calibrate a model's threshold, then measure it with the acceptance protocol; JSON into OUTDIR.
 #   bash scripts/eval_model.sh MODEL_DIR OUTDIR [DATA]
-# 1. threshold at FAR 1e-3 on artifacts/calibration_pairs.txt (LFW people in neither training nor
-#    pairsDevTest), written into MODEL_DIR/model_card.json;
+# 1. the open-set threshold: at most 1 % of strangers accepted against a 1,000-person gallery, both
+#    drawn from artifacts/calibration_people.txt (LFW people in neither training nor pairsDevTest),
+#    written into MODEL_DIR/model_card.json;
 # 2. LFW pairsDevTest (10 interleaved folds, threshold cross-validated), unmasked and synthetic-masked;
 # 3. RMFRD masked probes vs unmasked enrolment, alone and with 1,000 LFW distractors.
 set -euo pipefail
@@ -10,7 +11,7 @@ MODEL=${1:?model dir}; OUT=${2:?output dir}; DATA=${3:-${FACEREC_DATA:-../shared
 L=$DATA/lfw; R=$DATA/rmfrd
 mkdir -p "$OUT"
 E=".venv/bin/facerec-eval"
-$E calibrate --model "$MODEL" --pairs artifacts/calibration_pairs.txt --images "$L/lfw-deepfunneled" --far 1e-3 --json > "$OUT/calibrate.json"
+$E calibrate-gallery --model "$MODEL" --people artifacts/calibration_people.txt --images "$L/lfw-deepfunneled" --gallery-people 1000 --far 0.01 --json > "$OUT/calibrate_gallery.json"
 $E verify --model "$MODEL" --pairs "$L/pairsDevTest.txt" --images "$L/lfw-deepfunneled" --json --plot "$OUT/devtest.png" > "$OUT/devtest.json"
 $E verify --model "$MODEL" --pairs "$L/pairsDevTest.txt" --images "$L/lfw-deepfunneled" --masked --json --plot "$OUT/devtest_masked.png" > "$OUT/devtest_masked.json"
 $E identify --model "$MODEL" --manifest "$R/manifest.csv" --images "$R" --json > "$OUT/rmfrd.json"

@@ -271,3 +271,26 @@ def test_unreachable_far_has_no_threshold():
     m = verification_metrics(s, same, np.arange(4) % 2, np.ones(4, bool))
     assert m["scored"]["threshold_at_far"] == {"0.01": None, "0.001": None}
     json.dumps(m, allow_nan=False)
+
+
+def test_calibrate_gallery_picks_the_open_set_threshold(data_dir, tiny_model, tmp_path):
+    import shutil
+
+    model = shutil.copytree(tiny_model, tmp_path / "model")
+    lfw = data_dir / "lfw" / "lfw-deepfunneled"
+    people = ["Abdullah_Gul", "Adrian_Nastase", "Zico", "Aaron_Eckhart", "Adriana_Lima", "Dean_Barker", "Tommy_Franks"]
+    people_file = write(tmp_path / "people.txt", ["7", *(f"{n}\t1" for n in people)])
+    r = run_cli("calibrate-gallery", "--people", people_file, "--images", lfw, "--model", model,
+                "--gallery-people", 3, "--far", 0.3, "--json")
+    assert r.exit_code == 0, r.output
+    c = json.loads(r.stdout)
+    o = c["threshold_open_set"]
+    assert o["gallery_people"] == 3 and o["gallery_templates"] == 3 * 4  # photo + 3 mask templates each
+    assert o["strangers"] == 4 and o["strangers_scored"] == 4
+    assert o["false_accepts"] <= 1 and o["far"] == o["false_accepts"] / 4  # floor(0.3 × 4) = 1 allowed
+    card = json.loads((model / "model_card.json").read_text())
+    assert card["threshold"] == c["threshold"] and card["threshold_far"] == 0.3
+    assert card["threshold_open_set"] == o and "threshold_pairs" not in card
+    r = run_cli("calibrate-gallery", "--people", people_file, "--images", lfw, "--model", model,
+                "--gallery-people", 7)
+    assert r.exit_code == 1 and "need more than --gallery-people 7" in r.stderr

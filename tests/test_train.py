@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -56,6 +57,22 @@ def test_tiny_training_run_exports_a_model(fake_cache, tmp_path):
     with pytest.raises(SystemExit):
         (out / "backup").mkdir()
         train(cfg, progress=0)
+
+
+def test_init_starts_from_an_exported_model(fake_cache, tmp_path):
+    import dataclasses
+
+    import keras
+
+    first = TrainConfig(caches=[str(fake_cache)], out=str(tmp_path / "a"), backbone="tiny", input_size=48,
+                        embedding_dim=16, identities_per_batch=3, images_per_identity=3, epochs=1, steps_per_epoch=2,
+                        val_identities=0.34, val_pairs=10, seed=1)
+    train(first, progress=0)
+    # Learning rate 0: the fine-tuned run's trainable weights are exactly the ones it started from.
+    again = dataclasses.replace(first, out=str(tmp_path / "b"), init=first.out, learning_rate=0.0, seed=2)
+    train(again, progress=0)
+    a, b = (keras.saving.load_model(Path(c.out) / "model.keras", compile=False) for c in (first, again))
+    assert all(np.array_equal(x.numpy(), y.numpy()) for x, y in zip(a.trainable_weights, b.trainable_weights))
 
 
 MIRRORED = r"""

@@ -175,6 +175,38 @@ def calibrate(pairs_file, images, far, masked, model_path, embedder, workers, as
     _failures(r["failed"])
 
 
+@main.command("calibrate-gallery")
+@click.option("--people", "people_file", required=True, type=click.Path(),
+              help="People file (LFW peopleDev*.txt format) of people in neither training nor evaluation.")
+@click.option("--images", required=True, type=click.Path(), help="Folder of <name>/<photos>.jpg.")
+@click.option("--gallery-people", type=click.IntRange(1), default=1000, show_default=True,
+              help="People enrolled (one photo each); the rest are strangers.")
+@click.option("--far", type=float, default=1e-2, show_default=True,
+              help="Target fraction of strangers accepted as someone in the gallery.")
+@click.option("--model", "model_path", type=click.Path(), default=None,
+              help="Model export folder (default: $FACEREC_MODEL, else artifacts/model).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+def calibrate_gallery(people_file, images, gallery_people, far, model_path, as_json) -> None:
+    """Pick the open-set threshold on a simulated gallery; write it into the model card."""
+    from facerec.evaluate import calibrate_open_set
+
+    r = _run(calibrate_open_set, people_file, images, model_path, gallery_people=gallery_people, far=far,
+             progress=_progress(as_json))
+    if as_json:
+        click.echo(json.dumps(r))
+        return
+    o = r["threshold_open_set"]
+    _table([
+        ("embedder", r["embedder"]),
+        ("threshold", f"{r['threshold']:.4f}  (accept when score >= threshold)"),
+        ("gallery", f"{o['gallery_people']} people, {o['gallery_templates']} templates"),
+        ("strangers accepted", f"{o['far']:.4f} ({o['false_accepts']} of {o['strangers_scored']}; target {far:g})"),
+        ("gallery people accepted", f"{o['correct_accept_rate']:.4f} (rank-1 {o['rank1']:.4f}, "
+                                    f"{o['genuine_probes']} second photos)"),
+        ("written to", r["card"]),
+    ])
+
+
 def _table(rows: list[tuple[str, str]]) -> None:
     width = max(len(k) for k, _ in rows)
     for k, v in rows:
