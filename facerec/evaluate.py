@@ -448,8 +448,8 @@ def calibrate_open_set(people_file: str | os.PathLike, images: str | os.PathLike
         bar = tqdm(total=len(members), desc="enrol", disable=not progress)
         rec.enroll_many({n: [photos[n][0]] for n in members}, new_gallery=True, progress=lambda: bar.update())
         bar.close()
-        enrolled = set(rec.gallery().people())
-        templates = len(rec.gallery())
+        gallery = rec.gallery()
+        enrolled, templates = set(gallery.people()), len(gallery)
         genuine = [(n, photos[n][1]) for n in members if n in enrolled and len(photos[n]) > 1]
 
         def top(path) -> tuple[str | None, float] | None:
@@ -462,11 +462,13 @@ def calibrate_open_set(people_file: str | os.PathLike, images: str | os.PathLike
         probes = [(None, photos[n][0]) for n in strangers] + genuine
         found = [top(p) for _, p in tqdm(probes, desc="probe", disable=not progress)]
     s_scores = np.array([f[1] for f in found[:len(strangers)] if f is not None])
+    if not len(s_scores):
+        raise EvalError(f"{people_file}: no face found in any stranger's photo; nothing to calibrate on")
     g_found = [(n, f) for (n, _), f in zip(genuine, found[len(strangers):])]
+    # Just above the (k+1)-th best stranger, k = the strangers `far` allows; scores are compared as
+    # printed (4 decimals): accept when score >= threshold.
     k = int(np.floor(far * len(s_scores)))
-    desc = np.sort(s_scores)[::-1]
-    # Scores are compared as printed (4 decimals): accept when score >= threshold.
-    threshold = round(float(desc[k]) + 1e-4, 4) if k < len(desc) else round(float(desc[-1]), 4)
+    threshold = round(float(np.sort(s_scores)[::-1][k]) + 1e-4, 4)
     accepted = int(np.sum(s_scores >= threshold))
     correct = sum(f is not None and f[0] == n and f[1] >= threshold for n, f in g_found)
     rank1 = sum(f is not None and f[0] == n for n, f in g_found)

@@ -55,12 +55,12 @@ def link_tree(root: Path, people: dict[str, list[Path]]) -> Path:
 FIVE_IN_LFW = {"Ben_Affleck", "Elton_John", "Jerry_Seinfeld", "Madonna", "Mindy_Kaling"}
 
 
-def lfw_people(data: Path, n: int, among: set[str] | None = None, skip: int = 0) -> dict[str, list[Path]]:
-    """The first photo of n LFW people (sorted by name, optionally only `among` them, after `skip`)."""
+def lfw_people(data: Path, n: int, among: set[str] | None = None) -> dict[str, list[Path]]:
+    """The first photo of the first n LFW people by name (optionally only `among` them)."""
     root = data / "lfw" / "lfw-deepfunneled"
     names = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name not in FIVE_IN_LFW
                    and (among is None or p.name in among))
-    return {nm: [sorted((root / nm).glob("*.jpg"))[0]] for nm in names[skip: skip + n]}
+    return {nm: [sorted((root / nm).glob("*.jpg"))[0]] for nm in names[:n]}
 
 
 def celebrity_names(data: Path) -> set[str] | None:
