@@ -19,6 +19,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from facerec import _quiet  # noqa: F401  (before TensorFlow)
@@ -40,6 +41,7 @@ class TrainConfig:
     learning_rate: float = 1e-3
     margin: float = 1.0
     mask_prob: float = 0.5
+    tight_prob: float = 0.4  # faces framed as if the photo had been cropped close to the face
     teacher: str | None = None  # "dlib"
     teacher_weight: float = 1.0  # λ
     val_identities: float = 0.05  # fraction of identities held out for validation
@@ -109,13 +111,34 @@ class PKBatches:
             yield np.concatenate(idx), np.concatenate(masked)
 
 
-def masked_faces(cache: Cache, idx: np.ndarray, masked: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def frame(face: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+    """The face with everything outside the box [x0, x1) × [y0, y1) replaced by the box's replicated
+    border: what alignment produces where a crop runs past the photo's edge."""
+    S = face.shape[0]
+    box = np.ascontiguousarray(face[y0:y1, x0:x1])
+    return cv2.copyMakeBorder(box, y0, S - y1, x0, S - x1, cv2.BORDER_REPLICATE)
+
+
+def tight_crop(face: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The face framed as if its photo had been cropped close around it, to a random box. RMFRD's
+    photos land there (median box x 18–95, y 23–102 of 112, often tighter: scripts/tight_framing.py)."""
+    S = face.shape[0]
+    x0, y0 = (rng.uniform(0, [0.33, 0.36]) * S).astype(int)
+    x1, y1 = S - (rng.uniform(0, [0.33, 0.24]) * S).astype(int)
+    return frame(face, int(x0), int(y0), int(x1), int(y1))
+
+
+def augmented_faces(cache: Cache, idx: np.ndarray, masked: np.ndarray, tight: np.ndarray,
+                    rng: np.random.Generator) -> np.ndarray:
+    """The faces at `idx`, synthetic-masked where `masked`, then tightly framed where `tight`."""
     from facerec.masks import apply_mask
 
     faces = cache.faces[idx].copy()
     for j in np.where(masked)[0]:
         mesh = cache.mesh[idx[j]]
         faces[j] = apply_mask(faces[j], None if np.isnan(mesh).any() else mesh, seed=rng)
+    for j in np.where(tight)[0]:
+        faces[j] = tight_crop(faces[j], rng)
     return faces
 
 
@@ -149,7 +172,7 @@ def train_dataset(cache: Cache, labels: np.ndarray, targets: np.ndarray | None, 
 
     def gen():
         for idx, masked in sampler:
-            faces = masked_faces(cache, idx, masked, rng)
+            faces = augmented_faces(cache, idx, masked, rng.random(len(idx)) < cfg.tight_prob, rng)
             if targets is None:
                 t, w = np.zeros((B, dim), np.float32), np.zeros(B, np.float32)
             else:
@@ -214,8 +237,9 @@ def make_trainer(embedder, cfg: TrainConfig, replicas: int):
     return Trainer()
 
 
-def validation_pairs(cache: Cache, n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(first, second, same, second_masked_faces): n genuine + n impostor pairs of held-out people."""
+def validation_pairs(cache: Cache, n: int, seed: int) -> tuple[np.ndarray, ...]:
+    """(first, second, same, second masked, second masked and tight): n genuine + n impostor pairs of
+    held-out people; the last kind is a probe like RMFRD's (real mask, tight crop)."""
     rng = np.random.default_rng(seed)
     names = np.unique(cache.identity)
     groups = {nm: np.where(cache.identity == nm)[0] for nm in names}
@@ -227,24 +251,33 @@ def validation_pairs(cache: Cache, n: int, seed: int) -> tuple[np.ndarray, np.nd
         p, q = rng.choice(names, 2, replace=False)
         a.append(rng.choice(groups[p])), b.append(rng.choice(groups[q])), same.append(False)
     a, b = np.array(a), np.array(b)
-    masked = masked_faces(cache, b, np.ones(len(b), bool), np.random.default_rng(seed + 7))
-    return a, b, np.array(same), masked
+    everyone, rng = np.ones(len(b), bool), np.random.default_rng(seed + 7)
+    masked = augmented_faces(cache, b, everyone, ~everyone, rng)
+    tight = np.stack([tight_crop(f, rng) for f in masked])
+    return a, b, np.array(same), masked, tight
 
 
 def pair_metrics(embed, cache: Cache, pairs) -> dict:
     from facerec.metrics import auc, best_threshold, threshold_at_far
 
-    a, b, same, masked_b = pairs
-    ea, eb, em = embed(cache.faces[a]), embed(cache.faces[b]), embed(masked_b)
-    s, sm = np.sum(ea * eb, 1), np.sum(ea * em, 1)
+    a, b, same, masked_b, tight_b = pairs
+    ea, eb, em, et = embed(cache.faces[a]), embed(cache.faces[b]), embed(masked_b), embed(tight_b)
+    s, sm, st = np.sum(ea * eb, 1), np.sum(ea * em, 1), np.sum(ea * et, 1)
     return {
         "val_acc": best_threshold(s, same)[1],
         "val_auc": auc(s, same),
         "val_masked_acc": best_threshold(sm, same)[1],
         "val_masked_auc": auc(sm, same),
+        "val_tight_acc": best_threshold(st, same)[1],
+        "val_tight_auc": auc(st, same),
         # Threshold at FAR 1e-2 over both kinds of probe: a provisional operating point.
         "val_threshold": threshold_at_far(np.r_[s, sm], np.r_[same, same], 1e-2),
     }
+
+
+def selection_score(m: dict) -> float:
+    """What picks the best epoch: mean validation accuracy over plain, masked, and masked+tight probes."""
+    return (m["val_acc"] + m["val_masked_acc"] + m["val_tight_acc"]) / 3
 
 
 def get_strategy(name: str):
@@ -260,7 +293,7 @@ def get_strategy(name: str):
 
 
 def train(cfg: TrainConfig, resume: bool = False, progress: int = 1) -> Path:
-    """Train, keep the best epoch (mean of masked and unmasked validation accuracy), export it."""
+    """Train, keep the best epoch (by `selection_score`), export it."""
     import keras
 
     from facerec.model import build_model, export_model
@@ -322,7 +355,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: int = 1) -> Path:
             logs.update(m)
             history.append({"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}})
             (out / "history.json").write_text(json.dumps(history, indent=1))
-            score = (m["val_acc"] + m["val_masked_acc"]) / 2
+            score = selection_score(m)
             print(f"epoch {epoch + 1}: " + " ".join(f"{k}={v:.4f}" for k, v in m.items()), file=sys.stderr)
             if score > self.best:
                 self.best = score
@@ -335,18 +368,21 @@ def train(cfg: TrainConfig, resume: bool = False, progress: int = 1) -> Path:
     ]
     if resume and (out / "history.json").exists():
         history[:] = json.loads((out / "history.json").read_text())
-        callbacks[1].best = max(((h["val_acc"] + h["val_masked_acc"]) / 2 for h in history), default=-1.0)
+        callbacks[1].best = max(map(selection_score, history), default=-1.0)
     t0 = time.time()
     ds = train_dataset(tr, labels.astype(np.int32), targets, cfg)
     trainer.fit(ds, epochs=cfg.epochs, steps_per_epoch=cfg.steps_per_epoch, callbacks=callbacks, verbose=progress)
     embedder.load_weights(out / "best.weights.h5")
-    best = max(history, key=lambda h: (h["val_acc"] + h["val_masked_acc"]) / 2)
+    best = max(history, key=selection_score)
     card = {
         "name": out.name,
         "backbone": cfg.backbone,
         "config": asdict(cfg),
         "data": {"caches": cfg.caches, "exclude_pairs": cfg.exclude_pairs, "train_faces": int(len(tr)),
                  "train_identities": int(len(names)), "val_identities": int(len(np.unique(val.identity)))},
+        # `init` is a path that may be overwritten later (artifacts/model is): name its weights for good.
+        "init_fingerprint": json.loads((Path(cfg.init) / "model_card.json").read_text()).get("fingerprint")
+        if cfg.init else None,
         "epochs_trained": len(history),
         "best_epoch": best["epoch"],
         "train_seconds_this_run": round(time.time() - t0),
@@ -373,7 +409,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--exclude-pairs", action="append", default=[], help="leave out every person in this pairs file")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     for name in ("backbone", "input_size", "embedding_dim", "identities_per_batch", "images_per_identity", "epochs",
-                 "steps_per_epoch", "learning_rate", "margin", "mask_prob", "teacher", "teacher_weight",
+                 "steps_per_epoch", "learning_rate", "margin", "mask_prob", "tight_prob", "teacher", "teacher_weight",
                  "val_identities", "val_pairs", "strategy", "max_images_per_identity", "seed", "init"):
         default = getattr(d, name)
         kind = type(default) if default is not None else str

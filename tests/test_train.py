@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from facerec.data import Item, Prepared, _write_shard
-from facerec.train import PKBatches, TrainConfig, normalise_name, train, training_cache
+from facerec.train import PKBatches, TrainConfig, normalise_name, tight_crop, train, training_cache
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +35,23 @@ def test_pk_batches_mix_masked_and_unmasked():
     assert len(set(per_id[:, 0])) == 4 and (per_id == per_id[:, :1]).all()
     m = masked.reshape(4, 4)
     assert m.any(axis=1).all() and (~m).any(axis=1).all()
+
+
+def test_tight_crop_replicates_the_border_outside_a_box_and_keeps_the_face():
+    face = np.random.default_rng(3).integers(0, 255, (112, 112, 3), dtype=np.uint8)
+    for seed in range(20):
+        out = tight_crop(face, np.random.default_rng(seed))
+        assert out.shape == face.shape and out.dtype == np.uint8
+        # The kept box: where the output is the face itself (random pixels rarely repeat by chance).
+        eq = (out == face).all(axis=2)
+        rows, cols = np.where(eq[:, 56])[0], np.where(eq[56, :])[0]
+        y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        assert y0 < 42 and y1 > 84 and x0 < 38 and x1 > 74  # the centre of the face is never cut
+        # Outside it, each pixel repeats the nearest pixel of the box.
+        r = np.clip(np.arange(112), y0, y1 - 1)[:, None]
+        c = np.clip(np.arange(112), x0, x1 - 1)[None, :]
+        assert np.array_equal(out, face[r, c])
+    assert len({tight_crop(face, np.random.default_rng(s)).tobytes() for s in range(5)}) == 5
 
 
 def test_training_cache_excludes_pairs_people_and_merges_names(fake_cache):
