@@ -90,6 +90,8 @@ def test_init_starts_from_an_exported_model(fake_cache, tmp_path):
     train(again, progress=0)
     a, b = (keras.saving.load_model(Path(c.out) / "model.keras", compile=False) for c in (first, again))
     assert all(np.array_equal(x.numpy(), y.numpy()) for x, y in zip(a.trainable_weights, b.trainable_weights))
+    cards = [json.loads((Path(c.out) / "model_card.json").read_text()) for c in (first, again)]
+    assert cards[1]["init_fingerprint"] == cards[0]["fingerprint"] and cards[0]["init_fingerprint"] is None
 
 
 MIRRORED = r"""
