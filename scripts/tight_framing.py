@@ -3,7 +3,8 @@
 1. For a sample of RMFRD photos, detect and align as the product does and map the photo's edges into
    the aligned crop (outside them alignment replicates the border): percentiles of the kept box.
 2. LFW pairsDevTest accuracy (10 interleaved folds, cross-validated threshold) when both faces are
-   framed to boxes like those (`facerec.train.tight_crop`'s replication, fixed boxes).
+   framed to fixed boxes like those (`facerec.train.frame`: the replication that training's
+   `tight_crop` applies to random boxes).
 
     python scripts/tight_framing.py --model artifacts/model [--data ../shared/data] [--caches cache]
 """
