@@ -9,6 +9,8 @@ because a peer's detector failing on a masked face is part of how it performs:
   alignment, 128-d ResNet; optional extra `facerec[peer]`); score = -Euclidean distance.
 - "dlib-mediapipe": dlib's descriptor on the face box of our detector, to tell
   dlib's detector failures (HOG misses tight and masked faces) from its descriptor.
+- "sface": OpenCV Zoo's SFace through `cv2.FaceRecognizerSF` on our detection and alignment (its
+  weights: `facerec-data fetch-sface`): the free model users would pick instead of ours.
 - "imagenet": our detection and alignment, then the global-average-pooled
   ImageNet features of the EfficientNet-Lite0 backbone, L2-normalised: the floor
   a face-trained model must clear.
@@ -26,7 +28,7 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-NAMES = ("model", "dlib", "dlib-mediapipe", "imagenet")
+NAMES = ("model", "sface", "dlib", "dlib-mediapipe", "imagenet")
 IMAGENET_SIZE = 112  # the training issue's input size
 
 
@@ -92,6 +94,10 @@ class EmbedderSpec:
             from facerec.model import default_model_path, load_embedder
 
             return PipelineEmbedder("model", load_embedder(self.model_path or default_model_path()))
+        if self.name == "sface":
+            from facerec.sface import SFaceNetwork
+
+            return PipelineEmbedder("sface", SFaceNetwork())
         if self.name == "dlib":
             return DlibEmbedder()
         if self.name == "dlib-mediapipe":
@@ -194,7 +200,7 @@ class ImagenetFeatures:
 
         from facerec.model import build_model
 
-        full = build_model("efficientnet-lite0", input_size=input_size, weights="imagenet")
+        full = build_model("efficientnet-lite0", input_size=input_size, weights="pretrained")
         pixels = keras.Input((input_size, input_size, 3))
         pooled = keras.layers.GlobalAveragePooling2D()(full.get_layer("backbone")(pixels))
         self._model = keras.Model(pixels, keras.layers.UnitNormalization()(pooled))

@@ -605,10 +605,20 @@ def identification_metrics(probe_vecs: np.ndarray, probe_ids: Sequence[str], pro
     return result
 
 
+def halves(identities: Iterable[str]) -> dict[str, set[str]]:
+    """RMFRD's fixed identity split (../shared/data/README.md): sorted identities at even positions
+    choose settings ("selection"), those at odd positions only report figures ("report")."""
+    names = sorted(set(identities))
+    return {"selection": set(names[0::2]), "report": set(names[1::2])}
+
+
 def identify(manifest: str | os.PathLike, spec: EmbedderSpec, images: str | os.PathLike | None = None,
              distractors: str | os.PathLike | None = None, distractor_count: int | None = None,
              threshold: float | None = None, workers: int = 2, progress: bool = False) -> dict:
-    """Enrol every identity from its unmasked photos (plus distractor identities), probe with masked photos."""
+    """Enrol every identity from its unmasked photos (plus distractor identities), probe with masked photos.
+
+    Figures for the whole manifest, and under "halves" for each half of its identity split (`halves`),
+    enrolling only that half's people (plus the distractors), from the same embeddings."""
     enrol, probes = read_manifest(manifest, images)
     extra = pick_distractors(distractors, distractor_count) if distractors else []
     roles = [("enrol", enrol), ("distractor", extra), ("probe", probes)]
@@ -624,11 +634,19 @@ def identify(manifest: str | os.PathLike, spec: EmbedderSpec, images: str | os.P
     probe_vecs = np.stack([out[Job(p.path)].vector if out[Job(p.path)].vector is not None else np.zeros(dim, np.float32)
                            for p in probes])
     threshold = spec.threshold() if threshold is None else threshold
-    figures = identification_metrics(
-        probe_vecs, [p.identity for p in probes], np.array([out[Job(p.path)].vector is not None for p in probes]),
-        np.stack([out[Job(p.path)].vector for p in gallery]), [p.identity for p in gallery],
-        {p.identity for p in enrol}, spec.metric, threshold,
-    )
+    probe_ids = np.array([p.identity for p in probes])
+    probe_ok = np.array([out[Job(p.path)].vector is not None for p in probes])
+    gallery_vecs, gallery_ids = np.stack([out[Job(p.path)].vector for p in gallery]), np.array([p.identity for p in gallery])
+    enrolled = {p.identity for p in enrol}
+    figures = identification_metrics(probe_vecs, probe_ids, probe_ok, gallery_vecs, gallery_ids, enrolled,
+                                     spec.metric, threshold)
+    figures["halves"] = {}
+    for half, people in halves(p.identity for p in enrol + probes).items():
+        keep_p = np.isin(probe_ids, list(people))
+        keep_g = np.isin(gallery_ids, list(people) + [p.identity for p in extra])
+        part = identification_metrics(probe_vecs[keep_p], probe_ids[keep_p], probe_ok[keep_p], gallery_vecs[keep_g],
+                                      gallery_ids[keep_g], enrolled & people, spec.metric, threshold)
+        figures["halves"][half] = {k: part[k] for k in ("probes", "probes_enrolled", "gallery_size", "rank1", "rank5")}
     return {
         "embedder": spec.label,
         "metric": spec.metric,

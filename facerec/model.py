@@ -1,8 +1,8 @@
 """Build the face-embedding network, export it, and load exports with TensorFlow alone.
 
 An export folder holds saved_model/ (serving signature: uint8 faces [N,S,S,3] ->
-L2-normalised float32 embeddings [N,D]), model.keras (to resume training) and
-model_card.json. Loading for recognition only needs `tf.saved_model.load`, so
+L2-normalised float32 embeddings [N,D]; its variables, in Keras order, are the one copy of the
+weights, from which `load_export_weights` starts fine-tuning) and model_card.json. Loading for recognition only needs `tf.saved_model.load`, so
 Keras is imported lazily by the functions that build or export models.
 """
 
@@ -21,7 +21,7 @@ from facerec import __version__
 from facerec import _quiet  # noqa: F401  (before TensorFlow)
 import tensorflow as tf
 
-BACKBONES = ("efficientnet-lite0", "efficientnet-b0", "tiny")
+BACKBONES = ("sface", "efficientnet-lite0", "efficientnet-b0", "tiny")
 SIGNATURE = "serving_default"
 OUTPUT_KEY = "embeddings"
 CARD_FILE = "model_card.json"
@@ -34,27 +34,44 @@ def default_model_path() -> Path:
 
 
 def build_model(backbone: str = "efficientnet-lite0", input_size: int = 112, embedding_dim: int = 128,
-                dropout: float = 0.2, weights: str | None = "imagenet"):
+                dropout: float = 0.2, weights: str | None = "pretrained"):
     """A keras.Model from float32 RGB pixels 0..255 [N,S,S,3] to L2-normalised embeddings [N,D].
 
     The backbone is the layer named "backbone" (freeze it with `.trainable = False`).
-    weights="imagenet" loads ImageNet weights where the backbone has them offline,
-    i.e. for efficientnet-lite0; efficientnet-b0 and tiny always start from scratch.
+    weights="pretrained" starts from the weights each backbone has offline: SFace's (the whole face
+    network, from the checked ONNX file, see facerec.sface) for sface, ImageNet's for
+    efficientnet-lite0; efficientnet-b0 and tiny always start from scratch.
     """
     import keras
     from keras import layers
 
     if backbone not in BACKBONES:
         raise ValueError(f"unknown backbone {backbone!r}; choose from {', '.join(BACKBONES)}")
-    if weights not in ("imagenet", None):
-        raise ValueError(f"weights must be 'imagenet' or None, not {weights!r}")
+    if weights not in ("pretrained", None):
+        raise ValueError(f"weights must be 'pretrained' or None, not {weights!r}")
     shape = (input_size, input_size, 3)
+    inputs = keras.Input(shape, name="pixels")
+    if backbone == "sface":
+        from facerec import sfacenet
+
+        if (input_size, embedding_dim) != (sfacenet.INPUT_SIZE, sfacenet.EMBEDDING_DIM):
+            raise ValueError(f"sface takes {sfacenet.INPUT_SIZE}-px faces and gives {sfacenet.EMBEDDING_DIM}-d "
+                             f"embeddings, not {input_size} / {embedding_dim}")
+        pixels = keras.Input(shape, name="pixels")
+        features = keras.Model(pixels, sfacenet.features(pixels), name="backbone")
+        outputs = layers.UnitNormalization(name="l2_normalize")(sfacenet.head(features(inputs), dropout))
+        model = keras.Model(inputs, outputs, name="facerec_sface")
+        if weights == "pretrained":
+            from facerec.sface import require
+
+            sfacenet.load_sface_weights(model, require())
+        return model
     if backbone == "efficientnet-lite0":
         from facerec import lite0
 
         pixels = keras.Input(shape, name="pixels")
         features = keras.Model(pixels, lite0.features(pixels), name="backbone")
-        if weights == "imagenet":
+        if weights == "pretrained":
             lite0.load_imagenet_weights(features)
     elif backbone == "efficientnet-b0":  # rescales 0..255 inside
         features = keras.applications.EfficientNetB0(include_top=False, weights=None, input_shape=shape,
@@ -62,7 +79,6 @@ def build_model(backbone: str = "efficientnet-lite0", input_size: int = 112, emb
     else:
         features = _tiny(shape)
 
-    inputs = keras.Input(shape, name="pixels")
     x = layers.GlobalAveragePooling2D(name="pool")(features(inputs))
     x = layers.Dropout(dropout, name="embedding_dropout")(x)
     x = layers.Dense(embedding_dim, use_bias=False, name="embedding")(x)  # BN supplies the offset
@@ -96,7 +112,7 @@ def fingerprint(values: Iterable) -> str:
 
 
 def export_model(model, out_dir: str | os.PathLike, card: dict) -> Path:
-    """Write out_dir/saved_model, out_dir/model.keras and out_dir/model_card.json; return out_dir."""
+    """Write out_dir/saved_model and out_dir/model_card.json; return out_dir."""
     out = Path(out_dir)
     size, dim = int(model.input_shape[1]), int(model.output_shape[-1])
     weights = list(model.weights)
@@ -114,9 +130,20 @@ def export_model(model, out_dir: str | os.PathLike, card: dict) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(out / "saved_model", ignore_errors=True)
     tf.saved_model.save(module, str(out / "saved_model"), signatures={SIGNATURE: serve})
-    model.save(out / "model.keras")
     (out / CARD_FILE).write_text(text + "\n")
     return out
+
+
+def load_export_weights(model, export_dir: str | os.PathLike) -> None:
+    """Set `model`'s weights from an export made from the same architecture (fine-tuning starts here)."""
+    module = tf.saved_model.load(str(Path(export_dir) / "saved_model"))
+    saved = [v.numpy() for v in module.weights]
+    shapes = [tuple(w.shape) for w in model.weights]
+    if [a.shape for a in saved] != shapes:
+        raise BadModel(export_dir, f"its weights do not fit this architecture ({len(saved)} arrays, expected "
+                                   f"{len(shapes)} of {model.name}'s shapes)")
+    for w, a in zip(model.weights, saved):
+        w.assign(a)
 
 
 class BadModel(Exception):
@@ -136,7 +163,7 @@ class Embedder:
         if not given.exists():
             raise BadModel(path, "no such directory")
         if not given.is_dir():
-            raise BadModel(path, "not a directory (expected a model export folder)")
+            raise BadModel(path, "not a directory (expected a model export folder, or a .tflite file)")
         root = given.parent if given.name == "saved_model" and (given / "saved_model.pb").is_file() else given
         if not (root / "saved_model" / "saved_model.pb").is_file():
             raise BadModel(path, "no saved_model/saved_model.pb inside (not a model export)")
@@ -172,15 +199,24 @@ class Embedder:
             raise ValueError(f"expected uint8 faces [N,{s},{s},3], got {faces.dtype} {list(faces.shape)}")
         out = np.empty((len(faces), self.dim), np.float32)
         for i in range(0, len(faces), batch_size):
-            out[i:i + batch_size] = self._serve(faces=tf.constant(faces[i:i + batch_size]))[OUTPUT_KEY].numpy()
+            out[i:i + batch_size] = self._run(faces[i:i + batch_size])
         return out
 
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        """One batch through the network (a TFLiteEmbedder runs its interpreter instead)."""
+        return self._serve(faces=tf.constant(batch))[OUTPUT_KEY].numpy()
+
     def __repr__(self) -> str:
-        return f"Embedder({str(self.path)!r}, input_size={self.input_size}, dim={self.dim})"
+        return f"{type(self).__name__}({str(self.path)!r}, input_size={self.input_size}, dim={self.dim})"
 
 
 def load_embedder(path: str | os.PathLike) -> Embedder:
-    """Load an export folder (or its saved_model/ subfolder); raises BadModel with a reason."""
+    """Load an export folder (or its saved_model/ subfolder), or a `.tflite` file made by facerec-export;
+    raises BadModel with a reason."""
+    if Path(path).suffix.lower() == ".tflite":
+        from facerec.tflite import TFLiteEmbedder
+
+        return TFLiteEmbedder(path)
     return Embedder(path)
 
 

@@ -2,9 +2,12 @@
 
 Batches hold P identities × K faces; each identity's K faces mix synthetic-masked
 and unmasked ones, so the triplet semi-hard loss pulls a person's masked and
-bare faces together. With `--teacher dlib` the student's embedding of every
-(possibly masked) crop is also pulled toward the dlib peer's embedding of the
-same photo unmasked (cosine loss, weight λ) — mask-invariant distillation.
+bare faces together. With `--teacher sface` (or dlib, or both) the student's
+embedding of every (possibly masked) crop is also pulled toward the teacher's
+embedding of the same photo unmasked (cosine loss, weight λ) — mask-invariant
+distillation — and, with `--relational-weight`, the batch's pairwise
+similarities toward each teacher's (relational distillation, which works
+across embedding spaces).
 Validation each epoch uses pairs from held-out training identities, never the
 evaluation sets.
 """
@@ -40,16 +43,20 @@ class TrainConfig:
     steps_per_epoch: int = 200
     learning_rate: float = 1e-3
     margin: float = 1.0
+    triplet_weight: float = 1.0
     mask_prob: float = 0.5
     tight_prob: float = 0.4  # faces framed as if the photo had been cropped close to the face
-    teacher: str | None = None  # "dlib"
-    teacher_weight: float = 1.0  # λ
+    teacher: str | None = None  # "sface", "dlib", or several: "sface,dlib" (the first is the cosine target)
+    teacher_weight: float = 1.0  # λ: cosine distillation toward the first teacher
+    relational_weight: float = 0.0  # batch similarity-matrix distillation toward every teacher
+    freeze_fraction: float = 0.0  # the backbone's first layers kept frozen, as a fraction of its layers
     val_identities: float = 0.05  # fraction of identities held out for validation
     val_pairs: int = 300  # genuine pairs (and as many impostor pairs)
     strategy: str = "default"
     max_images_per_identity: int = 60  # caps the few over-represented people
     seed: int = 0
-    init: str | None = None  # an export folder whose model.keras weights start training (fine-tuning)
+    init: str | None = None  # an export folder whose weights start training (fine-tuning)
+    real_masks: str | None = None  # prepared real masked + unmasked photos (RMFRD): selection-half rank-1 picks epochs
 
 
 def normalise_name(name: str) -> str:
@@ -161,12 +168,13 @@ def augmenter(size: int, seed: int):
 
 
 def train_dataset(cache: Cache, labels: np.ndarray, targets: np.ndarray | None, cfg: TrainConfig):
-    """tf.data over P×K batches: (float faces, {label, target, target_weight})."""
+    """tf.data over P×K batches: (float faces, {label, target [B,T,128], weight [B,T]}), T teachers."""
     import tensorflow as tf
 
     sampler = PKBatches(labels, cfg.identities_per_batch, cfg.images_per_identity, cfg.mask_prob, cfg.seed)
     rng = np.random.default_rng(cfg.seed + 1)
-    dim = cfg.embedding_dim
+    T = 1 if targets is None else targets.shape[1]
+    dim = 128 if targets is None else targets.shape[2]
     B = sampler.P * sampler.K
     S = cfg.input_size
 
@@ -174,18 +182,18 @@ def train_dataset(cache: Cache, labels: np.ndarray, targets: np.ndarray | None, 
         for idx, masked in sampler:
             faces = augmented_faces(cache, idx, masked, rng.random(len(idx)) < cfg.tight_prob, rng)
             if targets is None:
-                t, w = np.zeros((B, dim), np.float32), np.zeros(B, np.float32)
+                t, w = np.zeros((B, T, dim), np.float32), np.zeros((B, T), np.float32)
             else:
                 t = targets[idx]
-                w = np.isfinite(t).all(axis=1).astype(np.float32)
+                w = np.isfinite(t).all(axis=2).astype(np.float32)
                 t = np.nan_to_num(t)
             yield faces, labels[idx].astype(np.int32), t.astype(np.float32), w
 
     spec = (
         tf.TensorSpec((B, S, S, 3), tf.uint8),
         tf.TensorSpec((B,), tf.int32),
-        tf.TensorSpec((B, dim), tf.float32),
-        tf.TensorSpec((B,), tf.float32),
+        tf.TensorSpec((B, T, dim), tf.float32),
+        tf.TensorSpec((B, T), tf.float32),
     )
     aug = augmenter(S, cfg.seed)
 
@@ -198,7 +206,7 @@ def train_dataset(cache: Cache, labels: np.ndarray, targets: np.ndarray | None, 
 
 
 def make_trainer(embedder, cfg: TrainConfig, replicas: int):
-    """Wrap the embedding model so `fit` optimises triplet + λ·distillation."""
+    """Wrap the embedding model so `fit` optimises triplet + λ·distillation + μ·relational distillation."""
     import keras
     import tensorflow as tf
 
@@ -208,7 +216,7 @@ def make_trainer(embedder, cfg: TrainConfig, replicas: int):
         def __init__(self):
             super().__init__()
             self.embedder = embedder
-            self.trackers = {k: keras.metrics.Mean(name=k) for k in ("loss", "triplet", "distill")}
+            self.trackers = {k: keras.metrics.Mean(name=k) for k in ("loss", "triplet", "distill", "relational")}
 
         def call(self, x, training=False):
             return self.embedder(x, training=training)
@@ -221,16 +229,24 @@ def make_trainer(embedder, cfg: TrainConfig, replicas: int):
             x, y = data
             with tf.GradientTape() as tape:
                 emb = self.embedder(x, training=True)
-                triplet = triplet_semihard_loss(y["label"], emb, cfg.margin)
-                t = tf.math.l2_normalize(y["target"], axis=-1)
-                cos = tf.reduce_sum(emb * t, axis=-1)
-                distill = tf.reduce_sum(y["weight"] * (1.0 - cos)) / tf.maximum(tf.reduce_sum(y["weight"]), 1.0)
-                loss = triplet + cfg.teacher_weight * distill
+                triplet = cfg.triplet_weight * triplet_semihard_loss(y["label"], emb, cfg.margin)
+                t, w = tf.math.l2_normalize(y["target"], axis=-1), y["weight"]
+                distill = relational = tf.constant(0.0)
+                if cfg.teacher and cfg.teacher_weight:
+                    cos = tf.reduce_sum(emb * t[:, 0], axis=-1)
+                    distill = tf.reduce_sum(w[:, 0] * (1.0 - cos)) / tf.maximum(tf.reduce_sum(w[:, 0]), 1.0)
+                if cfg.teacher and cfg.relational_weight:
+                    sims = tf.matmul(emb, emb, transpose_b=True)
+                    for k in range(t.shape[1]):  # each teacher's cosine matrix over the faces it embedded
+                        both = w[:, k, None] * w[None, :, k]
+                        gap = tf.square(sims - tf.matmul(t[:, k], t[:, k], transpose_b=True))
+                        relational += tf.reduce_sum(both * gap) / tf.maximum(tf.reduce_sum(both), 1.0)
+                loss = triplet + cfg.teacher_weight * distill + cfg.relational_weight * relational
                 # Gradients are summed over replicas: scale to the global mean.
                 scaled = loss / replicas
             grads = tape.gradient(scaled, self.embedder.trainable_variables)
             self.optimizer.apply(grads, self.embedder.trainable_variables)
-            for k, v in (("loss", loss), ("triplet", triplet), ("distill", distill)):
+            for k, v in (("loss", loss), ("triplet", triplet), ("distill", distill), ("relational", relational)):
                 self.trackers[k].update_state(v)
             return {k: m.result() for k, m in self.trackers.items()}
 
@@ -275,9 +291,23 @@ def pair_metrics(embed, cache: Cache, pairs) -> dict:
     }
 
 
+def real_mask_rank1(embed, cache: Cache) -> float:
+    """Rank-1 of `cache`'s masked photos against its unmasked ones (each person's nearest photo), only on
+    the selection half of its identities (facerec.evaluate.halves): the other half stays for reporting."""
+    from facerec.evaluate import halves, identification_metrics
+
+    cache = cache.subset(np.isin(cache.identity, list(halves(cache.identity)["selection"])))
+    masked = cache.masked == 1
+    e = embed(cache.faces)
+    return identification_metrics(e[masked], cache.identity[masked], np.ones(masked.sum(), bool), e[~masked],
+                                  cache.identity[~masked], set(cache.identity[~masked]), "cosine")["rank1"]
+
+
 def selection_score(m: dict) -> float:
-    """What picks the best epoch: mean validation accuracy over plain, masked, and masked+tight probes."""
-    return (m["val_acc"] + m["val_masked_acc"] + m["val_tight_acc"]) / 3
+    """What picks the best epoch: mean validation accuracy over plain, masked, and masked+tight probes of
+    held-out training people, and (with --real-masks) rank-1 of real masked photos."""
+    keys = ["val_acc", "val_masked_acc", "val_tight_acc"] + (["val_real_rank1"] if "val_real_rank1" in m else [])
+    return sum(m[k] for k in keys) / len(keys)
 
 
 def get_strategy(name: str):
@@ -296,7 +326,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: int = 1) -> Path:
     """Train, keep the best epoch (by `selection_score`), export it."""
     import keras
 
-    from facerec.model import build_model, export_model
+    from facerec.model import build_model, export_model, load_export_weights
 
     out = Path(cfg.out)
     backup = out / "backup"
@@ -308,32 +338,43 @@ def train(cfg: TrainConfig, resume: bool = False, progress: int = 1) -> Path:
     val, tr = cache.subset(is_val), cache.subset(~is_val)
     names, labels = np.unique(tr.identity, return_inverse=True)
     targets = None
-    if cfg.teacher == "dlib":
-        from facerec.teacher import teacher_targets
+    if cfg.teacher:
+        from facerec.teacher import TEACHERS, teacher_targets
 
-        store = Path(cfg.caches[0].partition(":")[0]).parent / "teacher-dlib.h5"
-        targets = teacher_targets(tr, store)
-        # dlib descriptors share a large common component (mean pairwise cosine ≈ 0.84 on our training
-        # faces); pulling toward raw targets rewards collapsing onto it, so the student learns the
-        # centred descriptors instead (same identities, same neighbourhoods).
-        targets = targets - np.nanmean(targets, axis=0)
-        targets /= np.linalg.norm(targets, axis=1, keepdims=True)
-    elif cfg.teacher:
-        raise SystemExit(f"unknown teacher {cfg.teacher!r} (dlib)")
+        teachers = cfg.teacher.split(",")
+        if not set(teachers) <= set(TEACHERS):
+            raise SystemExit(f"unknown teacher in {cfg.teacher!r} (choose from {', '.join(TEACHERS)})")
+        if cfg.teacher_weight and cfg.embedding_dim != 128:
+            raise SystemExit("cosine distillation needs --embedding-dim 128 (the teachers'); "
+                             "use --teacher-weight 0 with --relational-weight")
+        parts = []
+        for name in teachers:
+            t = teacher_targets(name, tr, Path(cfg.caches[0].partition(":")[0]).parent / f"teacher-{name}.h5")
+            if name == "dlib":
+                # dlib descriptors share a large common component (mean pairwise cosine ≈ 0.84 on our training
+                # faces); pulling toward raw targets rewards collapsing onto it, so the student learns the
+                # centred descriptors instead (same identities, same neighbourhoods).
+                t = t - np.nanmean(t, axis=0)
+            parts.append(t / np.linalg.norm(t, axis=1, keepdims=True))
+        targets = np.stack(parts, axis=1)  # [N, teachers, 128]
     print(f"training on {len(tr)} faces of {len(names)} identities; validating on {len(val)} faces of "
           f"{len(np.unique(val.identity))} held-out identities", file=sys.stderr)
 
     strategy = get_strategy(cfg.strategy)
     with strategy.scope():
-        pretrained = cfg.backbone == "efficientnet-lite0"
+        pretrained = cfg.backbone in ("sface", "efficientnet-lite0")
         embedder = build_model(cfg.backbone, cfg.input_size, cfg.embedding_dim,
-                               weights="imagenet" if pretrained else None)
+                               weights="pretrained" if pretrained and not cfg.init else None)
         if cfg.init:
-            embedder.load_weights(Path(cfg.init) / "model.keras")
+            load_export_weights(embedder, cfg.init)
+        backbone = embedder.get_layer("backbone").layers
+        for layer in backbone[: int(cfg.freeze_fraction * len(backbone))]:
+            layer.trainable = False
         if pretrained:
-            # Keep the pretrained backbone's batch norms in inference mode: with small P×K batches
-            # their moving statistics lag the fine-tuned weights and inference-mode embeddings collapse.
-            for layer in embedder.get_layer("backbone").layers:
+            # Keep pretrained batch norms in inference mode: with small P×K batches their moving
+            # statistics lag the fine-tuned weights and inference-mode embeddings collapse. SFace's
+            # head is pretrained too, so its batch norms stay frozen as well.
+            for layer in backbone + (embedder.layers if cfg.backbone == "sface" else []):
                 if isinstance(layer, keras.layers.BatchNormalization):
                     layer.trainable = False
         trainer = make_trainer(embedder, cfg, strategy.num_replicas_in_sync)
@@ -345,13 +386,19 @@ def train(cfg: TrainConfig, resume: bool = False, progress: int = 1) -> Path:
         trainer.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-4, global_clipnorm=5.0))
 
     pairs = validation_pairs(val, cfg.val_pairs, cfg.seed)
+    real = load_cache(cfg.real_masks) if cfg.real_masks else None
     history: list[dict] = []
 
     class Validate(keras.callbacks.Callback):
         best = -1.0
 
         def on_epoch_end(self, epoch, logs=None):
-            m = pair_metrics(lambda f: embedder.predict(f.astype(np.float32), batch_size=128, verbose=0), val, pairs)
+            def embed(f):
+                return embedder.predict(f.astype(np.float32), batch_size=128, verbose=0)
+
+            m = pair_metrics(embed, val, pairs)
+            if real is not None:
+                m["val_real_rank1"] = real_mask_rank1(embed, real)
             logs.update(m)
             history.append({"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}})
             (out / "history.json").write_text(json.dumps(history, indent=1))
@@ -399,26 +446,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: int = 1) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    import argparse
+    """`python -m facerec.train`: the `facerec-train` command (facerec/cli/train.py), under its old name."""
+    from facerec.cli.train import main as command
 
-    d = TrainConfig(caches=[], out="")
-    p = argparse.ArgumentParser(prog="python -m facerec.train", description=__doc__.split("\n\n")[0])
-    p.add_argument("--cache", dest="caches", action="append", required=True,
-                   help="prepared cache folder, optionally CACHE:PEOPLE_FILE to keep only those people (repeatable)")
-    p.add_argument("--out", required=True, help="output folder (saved_model/, model.keras, model_card.json)")
-    p.add_argument("--exclude-pairs", action="append", default=[], help="leave out every person in this pairs file")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
-    for name in ("backbone", "input_size", "embedding_dim", "identities_per_batch", "images_per_identity", "epochs",
-                 "steps_per_epoch", "learning_rate", "margin", "mask_prob", "tight_prob", "teacher", "teacher_weight",
-                 "val_identities", "val_pairs", "strategy", "max_images_per_identity", "seed", "init"):
-        default = getattr(d, name)
-        kind = type(default) if default is not None else str
-        p.add_argument("--" + name.replace("_", "-"), type=kind, default=default)
-    a = vars(p.parse_args(argv))
-    resume = a.pop("resume")
-    cfg = TrainConfig(**a)
-    out = train(cfg, resume=resume, progress=1 if sys.stderr.isatty() else 2)
-    print(out)
+    command(argv, prog_name="facerec-train")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
     .venv/bin/python scripts/bench_embed.py [--photos 64] [--model artifacts/model] [--json]
 
+SFace needs its weights (`facerec-data fetch-sface`).
+
 Two figures per embedder: "crops/s" embeds the same 112-px aligned crops (the
 network alone; dlib takes each crop as its face box), "photos/s" runs the whole
 photo pipeline including the embedder's own detector. Photos are the first
@@ -55,7 +57,7 @@ def main() -> None:
     from facerec.model import default_model_path
 
     images = photos(args.photos)
-    specs = [EmbedderSpec("dlib"), EmbedderSpec("imagenet")]
+    specs = [EmbedderSpec("sface"), EmbedderSpec("dlib"), EmbedderSpec("imagenet")]
     model = Path(args.model) if args.model else default_model_path()
     if (model / "saved_model").is_dir() or model.name == "saved_model":
         specs.insert(0, EmbedderSpec("model", str(model)))

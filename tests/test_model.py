@@ -21,6 +21,7 @@ from facerec.model import (
     export_model,
     fingerprint,
     load_embedder,
+    load_export_weights,
 )
 
 import keras  # noqa: E402  (after facerec, which silences TensorFlow)
@@ -108,7 +109,8 @@ def test_weights_reader_refuses_code(tmp_path):
 
 
 def test_export_layout_and_card(tiny, export):
-    assert (export / "saved_model" / "saved_model.pb").is_file() and (export / "model.keras").is_file()
+    assert (export / "saved_model" / "saved_model.pb").is_file()
+    assert sorted(p.name for p in export.iterdir()) == ["model_card.json", "saved_model"]  # one weights copy
     card = json.loads((export / "model_card.json").read_text())
     assert card["backbone"] == "tiny" and card["input_size"] == SIZE and card["embedding_dim"] == DIM
     assert card["fingerprint"] == fingerprint(tiny.weights) and len(card["fingerprint"]) == 64
@@ -147,11 +149,14 @@ def test_fresh_tensorflow_process_reproduces_embeddings(tiny, export, tmp_path):
     np.testing.assert_allclose(out, tiny.predict(x.astype(np.float32), verbose=0), atol=1e-5)
 
 
-def test_keras_file_reloads(tiny, export):
-    again = keras.models.load_model(export / "model.keras")
+def test_export_weights_restart_the_same_architecture(tiny, export):
+    again = build_model("tiny", input_size=SIZE, embedding_dim=DIM, weights=None)
+    load_export_weights(again, export)
     x = faces(4, seed=2).astype(np.float32)
     np.testing.assert_allclose(again.predict(x, verbose=0), tiny.predict(x, verbose=0), atol=1e-6)
     assert fingerprint(again.weights) == fingerprint(tiny.weights)
+    with pytest.raises(BadModel, match="do not fit"):
+        load_export_weights(build_model("tiny", input_size=SIZE, embedding_dim=DIM + 1, weights=None), export)
 
 
 def test_fingerprint_follows_weights(tiny, export, tmp_path):

