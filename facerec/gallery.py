@@ -1,11 +1,13 @@
 """The gallery: one HDF5 file of L2-normalised templates, searched by cosine similarity.
 
-Schema (plain h5py can read it; see docs/gallery.md):
-  embeddings [N, D] float32   identities [N] utf-8   template_kind [N] utf-8 ("photo" | "synthetic-mask:<style>")
+Schema (plain h5py can read it; see docs/gallery.md and docs/search.md):
+  embeddings [N, D] float16   identities [N] utf-8   template_kind [N] utf-8 ("photo" | "synthetic-mask:<style>")
   source [N] utf-8            thumbnails [N] vlen uint8 (JPEG of the aligned face; empty for synthetic rows)
-  attrs: schema_version, model_fingerprint, embedding_dim, facerec_version
-Rows of one identity are kept contiguous (in enrolment order), so search scores them
-as a slice, without copying the templates.
+  attrs: schema_version (2; version 1, float32 embeddings, still loads), model_fingerprint,
+  embedding_dim, facerec_version
+Templates are held, stored and scanned as float16: an exact scan is bound by the bytes it reads,
+and RMFRD/LFW rank-1 measured unchanged by the rounding (docs/search.md). Rows of one identity are
+kept contiguous (in enrolment order), so search scores them as a slice, without copying.
 
 Every write replaces the file atomically (temporary file in the same folder,
 fsync, rename) under an advisory lock, so a killed process leaves the old or the
@@ -29,13 +31,18 @@ import numpy as np
 
 from facerec import __version__
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+TEMPLATE_DTYPE = np.float16
+_READABLE_SCHEMAS = (1, 2)  # 1: float32 embeddings, rounded to float16 on load
 AGGREGATES = ("max", "top2")
+INDEXES = ("exact", "ann")
 _STR = h5py.string_dtype("utf-8")
 _BYTES = h5py.vlen_dtype(np.uint8)
-# Search memory is bounded by _QUERIES × _CHUNK float32 similarities (16 MB), whatever the gallery size.
-_CHUNK = 32768  # templates scored at once (whole identities)
-_QUERIES = 128  # query faces scored at once
+# Search retrieves the _SLACK × k × (templates per identity) best templates, then scores their identities
+# from all of their templates; exact search retrieves _GROWTH times more until that provably is the top-k.
+_SLACK = 4
+_GROWTH = 8
+_LOAD_ROWS = 65536  # schema-1 rows converted to float16 at a time (bounds the load's extra memory)
 # Bidirectional overrides/isolates would let a name rewrite how a terminal line reads.
 _BIDI = set(range(0x202A, 0x202F)) | set(range(0x2066, 0x206A))
 _JOINERS = {0x200C, 0x200D}  # zero-width (non-)joiner: part of Persian, Indic and emoji names
@@ -77,19 +84,21 @@ class Gallery:
 
     model_fingerprint: str
     embedding_dim: int
-    embeddings: np.ndarray = None  # [N, D] float32
+    embeddings: np.ndarray = None  # [N, D] float16
     identities: np.ndarray = None  # [N] object (str)
     template_kind: np.ndarray = None
     source: np.ndarray = None
     thumbnails: list = field(default_factory=list)  # N bytes objects (b"" = none)
+    path: Path | None = None  # the file it was loaded from: the ANN index is cached beside it
 
     def __post_init__(self):
         if self.embeddings is None:
-            self.embeddings = np.zeros((0, self.embedding_dim), np.float32)
+            self.embeddings = np.zeros((0, self.embedding_dim), TEMPLATE_DTYPE)
             self.identities = np.array([], object)
             self.template_kind = np.array([], object)
             self.source = np.array([], object)
-        self._index = None
+        self.embeddings = np.ascontiguousarray(self.embeddings, TEMPLATE_DTYPE)
+        self._index = self._ann = None
 
     def __len__(self) -> int:
         return len(self.identities)
@@ -106,16 +115,18 @@ class Gallery:
         try:
             with h5py.File(path, "r") as f:
                 version = int(f.attrs.get("schema_version", -1))
-                if version != SCHEMA_VERSION:
-                    raise GalleryError(path, f"not a facerec gallery (schema_version {version}, expected {SCHEMA_VERSION})")
+                if version not in _READABLE_SCHEMAS:
+                    raise GalleryError(path, f"not a facerec gallery (schema_version {version}, expected "
+                                             f"{' or '.join(map(str, _READABLE_SCHEMAS))})")
                 g = cls(
                     model_fingerprint=str(f.attrs["model_fingerprint"]),
                     embedding_dim=int(f.attrs["embedding_dim"]),
-                    embeddings=f["embeddings"][:].astype(np.float32),
+                    embeddings=_read_templates(f["embeddings"]),
                     identities=f["identities"].asstr()[:].astype(object),
                     template_kind=f["template_kind"].asstr()[:].astype(object),
                     source=f["source"].asstr()[:].astype(object),
                     thumbnails=[bytes(t) for t in f["thumbnails"][:]],
+                    path=path,
                 )
         except GalleryError:
             raise
@@ -141,7 +152,7 @@ class Gallery:
                 f.attrs["model_fingerprint"] = self.model_fingerprint
                 f.attrs["embedding_dim"] = self.embedding_dim
                 f.attrs["facerec_version"] = __version__
-                f.create_dataset("embeddings", data=self.embeddings.astype(np.float32).reshape(-1, self.embedding_dim))
+                f.create_dataset("embeddings", data=self.embeddings.reshape(-1, self.embedding_dim))
                 f.create_dataset("identities", data=self.identities.astype(object), dtype=_STR)
                 f.create_dataset("template_kind", data=self.template_kind.astype(object), dtype=_STR)
                 f.create_dataset("source", data=self.source.astype(object), dtype=_STR)
@@ -167,7 +178,7 @@ class Gallery:
     def add(self, identity: str, embeddings: np.ndarray, kinds: list[str], sources: list[str], thumbnails: list[bytes]) -> None:
         """Append templates of `identity` right after its existing ones (rows stay grouped by identity)."""
         identity = validate_name(identity)
-        e = np.asarray(embeddings, np.float32).reshape(-1, self.embedding_dim)
+        e = np.asarray(embeddings, TEMPLATE_DTYPE).reshape(-1, self.embedding_dim)
         n = len(e)
         if not len(kinds) == len(sources) == len(thumbnails) == n:
             raise ValueError(f"{n} templates but {len(kinds)} kinds, {len(sources)} sources, {len(thumbnails)} thumbnails")
@@ -184,7 +195,7 @@ class Gallery:
         self.template_kind = put(self.template_kind, kinds)
         self.source = put(self.source, sources)
         self.thumbnails = self.thumbnails[:at] + list(thumbnails) + self.thumbnails[at:]
-        self._index = None
+        self._index = self._ann = None
 
     def remove(self, identity: str) -> int:
         """Delete every template of `identity`; returns how many there were."""
@@ -193,7 +204,7 @@ class Gallery:
         self.embeddings, self.identities = self.embeddings[keep], self.identities[keep]
         self.template_kind, self.source = self.template_kind[keep], self.source[keep]
         self.thumbnails = [t for t, k in zip(self.thumbnails, keep) if k]
-        self._index = None
+        self._index = self._ann = None
         return removed
 
     def people(self) -> dict[str, dict]:
@@ -229,43 +240,69 @@ class Gallery:
                 self._index = (self.embeddings[order], names.astype(object), starts)
         return self._index
 
-    def search(self, queries: np.ndarray, k: int = 5, aggregate: str = "max") -> list[list[tuple[str, float]]]:
+    def search(self, queries: np.ndarray, k: int = 5, aggregate: str = "max",
+               index: str = "exact") -> list[list[tuple[str, float]]]:
         """Top-k identities per query, best first, by cosine similarity (queries L2-normalised).
 
         An identity's score is its best template's similarity (`max`), or the mean of its two best
         (`top2`; a single template counts alone), so many photos of one person do not add up.
+        `index="exact"` scans every template; `"ann"` asks the IVF index (facerec.index) for the
+        nearest templates instead, so an identity none of whose templates it returns can be missed.
+        Either way the identities found are scored exactly, from all of their templates.
         """
         if aggregate not in AGGREGATES:
             raise ValueError(f"unknown aggregate {aggregate!r} (choose from {', '.join(AGGREGATES)})")
+        if index not in INDEXES:
+            raise ValueError(f"unknown index {index!r} (choose from {', '.join(INDEXES)})")
         q = np.asarray(queries, np.float32).reshape(-1, self.embedding_dim)
         if len(self) == 0 or k < 1:
             return [[] for _ in q]
         emb, names, starts = self._grouped()
-        ends = np.r_[starts[1:], len(emb)]
         k = min(k, len(names))
-        # Chunks of whole identities of about _CHUNK templates: [first identity, last identity + 1).
-        bounds, g = [], 0
-        while g < len(names):
-            g_end = max(g + 1, int(np.searchsorted(ends, starts[g] + _CHUNK, "right")))
-            bounds.append((g, g_end))
-            g = g_end
-        results = []
-        for b in range(0, len(q), _QUERIES):
-            qb = q[b:b + _QUERIES]
-            top_s = np.empty((len(qb), 0), np.float32)  # running top-k scores and identity numbers
-            top_i = np.empty((len(qb), 0), np.int64)
-            for g, g_end in bounds:
-                lo, hi = starts[g], ends[g_end - 1]
-                scores = _aggregate(qb @ emb[lo:hi].T, starts[g:g_end] - lo, ends[g:g_end] - starts[g:g_end], aggregate)
-                top_s = np.concatenate([top_s, scores], axis=1)
-                top_i = np.concatenate([top_i, np.broadcast_to(np.arange(g, g_end), scores.shape)], axis=1)
-                if top_s.shape[1] > k:
-                    keep = np.argpartition(-top_s, k - 1, axis=1)[:, :k]
-                    top_s, top_i = np.take_along_axis(top_s, keep, 1), np.take_along_axis(top_i, keep, 1)
-            order = np.argsort(-top_s, axis=1, kind="stable")
-            top_s, top_i = np.take_along_axis(top_s, order, 1), np.take_along_axis(top_i, order, 1)
-            results += [[(str(names[j]), float(s)) for j, s in zip(ri, rs)] for ri, rs in zip(top_i, top_s)]
+        want = min(len(emb), _SLACK * k * -(-len(emb) // len(names)))  # templates to retrieve per query
+        results: list = [None] * len(q)
+        pending = np.arange(len(q))
+        while len(pending):
+            if index == "ann":
+                scores, rows = self._ann_index().search(q[pending], want)
+            else:
+                from facerec.scan import top_templates  # faiss: loaded by searches only
+
+                scores, rows = top_templates(emb, q[pending], want)
+            retry = []
+            for i, s_row, r_row in zip(pending, scores, rows):
+                found = self._best_identities(q[i], r_row[r_row >= 0], k, aggregate)
+                # An identity with no template retrieved scores at most the last one retrieved.
+                bound = s_row[-1] if len(r_row) < len(emb) else -np.inf
+                if index == "ann" or (len(found) == k and found[-1][1] >= bound):
+                    results[i] = found
+                else:
+                    retry.append(i)
+            pending = np.array(retry, np.int64)
+            want = min(len(emb), want * _GROWTH)
         return results
+
+    def _best_identities(self, query: np.ndarray, rows: np.ndarray, k: int, aggregate: str) -> list[tuple[str, float]]:
+        """The top-k of the identities owning `rows`, each scored from all of its templates."""
+        emb, names, starts = self._grouped()
+        groups = np.unique(np.searchsorted(starts, rows, "right") - 1)
+        lo = starts[groups]
+        sizes = np.r_[starts[1:], len(emb)][groups] - lo
+        local = np.r_[0, np.cumsum(sizes)[:-1]]
+        template_rows = np.repeat(lo - local, sizes) + np.arange(sizes.sum())
+        sims = (emb[template_rows].astype(np.float32) @ query)[None]
+        scores = _aggregate(sims, local, sizes, aggregate)[0]
+        best = np.argsort(-scores, kind="stable")[:k]
+        return [(str(names[groups[j]]), float(scores[j])) for j in best]
+
+    def _ann_index(self):
+        """The ANN index of the grouped templates: cached beside the gallery file, rebuilt when stale."""
+        if self._ann is None:
+            from facerec.index import AnnIndex
+
+            cache = self.path.with_name(self.path.name + ".faiss") if self.path else None
+            self._ann = AnnIndex.cached(self._grouped()[0], cache)
+        return self._ann
 
 
 def _aggregate(sims: np.ndarray, local: np.ndarray, sizes: np.ndarray, aggregate: str) -> np.ndarray:
@@ -278,6 +315,14 @@ def _aggregate(sims: np.ndarray, local: np.ndarray, sizes: np.ndarray, aggregate
     second = np.maximum.reduceat(np.where(is_best, -np.inf, sims), local, axis=1)
     second = np.where((ties > 1) | (sizes == 1), best, second)  # tied best, or a single template
     return (best + second) / 2
+
+
+def _read_templates(dataset: h5py.Dataset) -> np.ndarray:
+    """[N, D] float16 from the file's embeddings (float32 in schema 1), converted a slice at a time."""
+    out = np.empty(dataset.shape, TEMPLATE_DTYPE)
+    for lo in range(0, len(out), _LOAD_ROWS):
+        out[lo:lo + _LOAD_ROWS] = dataset[lo:lo + _LOAD_ROWS]
+    return out
 
 
 def _fsync(path: str | os.PathLike) -> None:
