@@ -34,20 +34,30 @@ def is_image_path(path: str | os.PathLike) -> bool:
 
 def load_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Read `path` as an upright RGB uint8 array of shape [H, W, 3]."""
+    return decode_image(_read(path), path, max_pixels)
+
+
+def check_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> None:
+    """Raise the BadInput that `load_image` would for a missing, empty, non-image, truncated or too
+    large file, from its header and end alone: cheap enough to vet every input before a model loads.
+    (Corrupt pixel data is only found by decoding.)"""
+    _opened(_read(path), path, max_pixels)
+
+
+def _read(path: str | os.PathLike) -> bytes:
     p = Path(path)
     if not p.exists():
         raise BadInput(path, "no such file")
     if p.is_dir():
         raise BadInput(path, "is a directory, not an image")
     try:
-        data = p.read_bytes()
+        return p.read_bytes()
     except OSError as e:
         raise BadInput(path, f"cannot read file ({e.strerror or e})") from None
-    return decode_image(data, path, max_pixels)
 
 
-def decode_image(data: bytes, path: str | os.PathLike = "<bytes>", max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """Decode encoded image bytes (see `load_image`)."""
+def _opened(data: bytes, path: str | os.PathLike, max_pixels: int) -> Image.Image:
+    """The image, opened but not decoded, once its header and end say it can be."""
     if not data:
         raise BadInput(path, "empty file (0 bytes)")
     with warnings.catch_warnings():
@@ -59,12 +69,20 @@ def decode_image(data: bytes, path: str | os.PathLike = "<bytes>", max_pixels: i
             raise BadInput(path, "image too large (possible decompression bomb)") from None
         except Exception:
             raise BadInput(path, "not a readable image") from None
-        w, h = img.size
-        if w * h > max_pixels:
-            raise BadInput(path, f"image too large ({w}x{h} pixels > {max_pixels} limit)")
-        if img.format == "JPEG" and not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
-            # PIL and OpenCV half-decode JPEGs cut short; refuse them instead.
-            raise BadInput(path, "truncated JPEG (no end-of-image marker)")
+    w, h = img.size
+    if w * h > max_pixels:
+        raise BadInput(path, f"image too large ({w}x{h} pixels > {max_pixels} limit)")
+    if img.format == "JPEG" and not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
+        # PIL and OpenCV half-decode JPEGs cut short; refuse them instead.
+        raise BadInput(path, "truncated JPEG (no end-of-image marker)")
+    return img
+
+
+def decode_image(data: bytes, path: str | os.PathLike = "<bytes>", max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Decode encoded image bytes (see `load_image`)."""
+    img = _opened(data, path, max_pixels)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
             img.load()
             img = ImageOps.exif_transpose(img)

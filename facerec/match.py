@@ -14,6 +14,12 @@ from facerec.gallery import Gallery
 _GREEN, _RED, _GREY, _WHITE = (40, 150, 60), (200, 40, 40), (70, 70, 70), (255, 255, 255)
 
 
+def display_name(identity: str) -> str:
+    """A stored name as people read it, in the text and the picture alike: the folder name as given, its
+    underscores shown as spaces (`Nikki_Reed` → `Nikki Reed`). JSON keeps the stored identity."""
+    return identity.replace("_", " ")
+
+
 def table(result: dict) -> str:
     """One line per face: identity (or unknown), score vs threshold, then the other candidates."""
     head = f"{result['image']}:"
@@ -27,8 +33,9 @@ def table(result: dict) -> str:
         known = f["identity"] is not None
         # Unknown: the closest identity is worth seeing too, so every match is listed.
         others = f["matches"][1:4] if known else f["matches"][:3]
-        listed = ", ".join(f"{m['identity']} {m['score']:.3f}" for m in others)
-        lines.append(f"  face {i + 1}  {f['identity'] if known else 'unknown':<24s}  score {f['score']:.3f}  "
+        listed = ", ".join(f"{display_name(m['identity'])} {m['score']:.3f}" for m in others)
+        who = display_name(f["identity"]) if known else "unknown"
+        lines.append(f"  face {i + 1}  {who:<24s}  score {f['score']:.3f}  "
                      f"(threshold {result['threshold']:.3f})"
                      + (f"  {'runner-ups' if known else 'closest'}: {listed}" if listed else ""))
     return "\n".join(lines)
@@ -63,9 +70,11 @@ def _label(draw: ImageDraw.ImageDraw, text: str, xy: tuple[int, int], colour, si
     draw.text((x + 4 - left, y + 3 - top), text, font=font, fill=_WHITE)
 
 
-def annotate(image: np.ndarray, result: dict, gallery: Gallery | None = None, height: int = 480) -> np.ndarray:
+def annotate(image: np.ndarray, result: dict, gallery: Gallery | None = None, height: int = 480,
+             panel: bool = True) -> np.ndarray:
     """RGB picture: the query with each face boxed and labelled, and beside it the enrolled face of the
-    largest face's best match, with name, cosine score and threshold."""
+    largest face's best match, with name, cosine score and threshold. `panel=False` leaves that out, so
+    the picture's size does not depend on the faces (video frames)."""
     scale = height / image.shape[0]
     query = Image.fromarray(cv2.resize(image, (max(1, round(image.shape[1] * scale)), height),
                                        interpolation=cv2.INTER_AREA))
@@ -73,13 +82,16 @@ def annotate(image: np.ndarray, result: dict, gallery: Gallery | None = None, he
     text = max(14, height // 28)
     for f in result["faces"]:
         x, y, w, h = (v * scale for v in f["box"])
+        # A face at the photo's edge has a detected box past it: clipped, the box stays closed.
+        x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, query.width - 1), min(y + h, height - 1)
         known = f["identity"] is not None
         colour = _GREEN if known else _RED
-        draw.rectangle((x, y, x + w, y + h), outline=colour, width=max(2, height // 200))
-        _label(draw, f"{f['identity'] if known else 'unknown'}  {f['score']:.3f}", (int(x), int(y) - 2), colour,
-               text, query.width)
+        draw.rectangle((x0, y0, x1, y1), outline=colour, width=max(2, height // 200))
+        _label(draw, f"{display_name(f['identity']) if known else 'unknown'}  {f['score']:.3f}", (int(x0), int(y0) - 2),
+               colour, text, query.width)
     if not result["faces"]:
         _label(draw, "no face found", (4, height - 4), _GREY, text, query.width)
+    if not result["faces"] or not panel:
         return np.asarray(query)
     side = height * 3 // 4
     panel = Image.new("RGB", (side, height), (245, 245, 245))
@@ -96,7 +108,8 @@ def annotate(image: np.ndarray, result: dict, gallery: Gallery | None = None, he
     if not jpg:
         _label(pd, "no gallery photo stored" if name else "empty gallery", (4, height // 2), _GREY, text, side)
     if name:
-        caption = f"gallery: {name}" if best["identity"] else f"closest: {name} (below threshold)"
+        shown = display_name(name)
+        caption = f"gallery: {shown}" if best["identity"] else f"closest: {shown} (below threshold)"
         _label(pd, caption, (0, top - 2), _GREEN if best["identity"] else _RED, text, side)
     _label(pd, f"cosine {best['score']:.3f}  threshold {result['threshold']:.3f}", (0, top + side + 2), _GREY,
            text, side, below=True)

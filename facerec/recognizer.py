@@ -21,7 +21,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from facerec.gallery import Gallery, default_gallery_path, editing, validate_name
+from facerec.gallery import INDEXES, Gallery, default_gallery_path, editing, validate_name
 from facerec.images import BadInput, load_image
 
 # Used only when the model card carries no calibrated threshold (the CLI warns that it is uncalibrated).
@@ -40,7 +40,7 @@ class EnrollReport:
     photos: int = 0
     templates: int = 0
     problems: list[dict] = field(default_factory=list)  # {"path", "reason"}: photos that added nothing
-    notes: list[str] = field(default_factory=list)  # e.g. other faces ignored
+    notes: list[str] = field(default_factory=list)  # photos of several faces, largest enrolled (the CLI counts them)
 
 
 class Recognizer:
@@ -48,14 +48,17 @@ class Recognizer:
 
     def __init__(self, model: str | os.PathLike | None = None, gallery: str | os.PathLike | None = None,
                  threshold: float | None = None, mask_templates: int = DEFAULT_MASK_TEMPLATES,
-                 aggregate: str = "max", thumbnails: bool = True):
+                 aggregate: str = "max", thumbnails: bool = True, index: str = "exact"):
         if mask_templates < 0:
             raise ValueError(f"mask_templates must be >= 0, not {mask_templates}")
+        if index not in INDEXES:
+            raise ValueError(f"unknown index {index!r} (choose from {', '.join(INDEXES)})")
         self._model_path = Path(model) if model else None
         self.gallery_path = Path(gallery) if gallery else default_gallery_path()
         self._threshold = threshold
         self.mask_templates = mask_templates
         self.aggregate = aggregate
+        self.index = index  # "exact", or "ann": Gallery.search
         self.thumbnails = thumbnails
         self._embedder = None
         self._detector = None
@@ -234,7 +237,7 @@ class Recognizer:
         if not faces:
             return out
         vecs = self.embedder.embed(np.stack([f.crop for f in faces]))
-        for af, matches in zip(faces, g.search(vecs, top_k, self.aggregate)):
+        for af, matches in zip(faces, g.search(vecs, top_k, self.aggregate, self.index)):
             name, score = matches[0] if matches else (None, -1.0)
             score = round(score, 4)  # the identity decision uses the score as printed
             out["faces"].append({

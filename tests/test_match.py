@@ -156,3 +156,107 @@ def test_match_cli_is_quiet(env, celeb_dir, lfw_photo):
                        text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["faces"] and r.stderr == ""
+
+
+def test_names_are_shown_with_spaces_in_the_table_and_the_picture():
+    from facerec.match import annotate, table
+
+    def result(best, runner_up="mindy_kaling", threshold=0.5):
+        return {"image": "q.jpg", "threshold": threshold,
+                "faces": [{"box": [20, 20, 60, 60], "masked": None, "identity": best, "score": 0.8,
+                           "matches": [{"identity": best, "score": 0.8}, {"identity": runner_up, "score": 0.7}]}]}
+
+    text = table(result("Nikki_Reed"))
+    assert "Nikki Reed" in text and "mindy kaling 0.700" in text and "_" not in text
+    photo = np.full((100, 100, 3), 120, np.uint8)
+    assert np.array_equal(annotate(photo, result("Nikki_Reed")), annotate(photo, result("Nikki Reed")))
+    assert not np.array_equal(annotate(photo, result("Nikki_Reed")), annotate(photo, result("Nikki Reeds")))
+
+
+def test_a_box_past_the_photo_edge_is_clipped_to_it():
+    from facerec.match import _RED, annotate
+
+    photo = np.full((160, 200, 3), 120, np.uint8)
+    # Detected box running past the bottom (and the right) of the photo, as at an edge-cut face.
+    result = {"image": "q.jpg", "threshold": 0.9,
+              "faces": [{"box": [100, 60, 150, 200], "masked": None, "identity": None, "score": 0.3, "matches": []}]}
+    pic = annotate(photo, result, height=480)  # scale 3: the photo is 600 px wide in the picture
+    assert (pic[479, 320:590] == _RED).all()  # the box's bottom edge, on the photo's last row
+    assert (pic[200:470, 599] == _RED).all()  # its right edge, on the photo's last column
+
+
+def test_unreadable_photos_are_refused_before_anything_loads(tmp_path):
+    """No model, no gallery, no TensorFlow: a text file named x.jpg is refused at once, in order, exit 1."""
+    import subprocess
+    import sys
+
+    (tmp_path / "x.jpg").write_text("not an image")
+    photos = [str(tmp_path / "x.jpg"), str(tmp_path / "missing.jpg")]
+    code = ("import sys; from facerec.cli.match import main\n"
+            f"try: main({photos + ['--json', '--gallery', str(tmp_path / 'none.h5'), '--model', str(tmp_path)]!r})\n"
+            "except SystemExit as e: assert e.code == 1, e.code\n"
+            "assert 'tensorflow' not in sys.modules and 'facerec.recognizer' not in sys.modules\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.splitlines() == [f"facerec-match: error: {photos[0]}: not a readable image",
+                                     f"facerec-match: error: {photos[1]}: no such file"]
+    assert [x["error"] for x in json.loads(r.stdout)] == ["not a readable image", "no such file"]
+
+
+def test_enroll_refuses_unreadable_photos_before_the_model_loads(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACEREC_MODEL", str(tmp_path / "no-model"))  # loading it would be an error of its own
+    monkeypatch.setenv("FACEREC_GALLERY", str(tmp_path / "g.h5"))
+    (tmp_path / "x.jpg").write_text("not an image")
+    r = run(gallery_cli, ["enroll", "--name", "Ada", str(tmp_path / "x.jpg")])
+    assert r.exit_code == 1 and r.stderr == f"facerec-gallery: error: {tmp_path / 'x.jpg'}: not a readable image\n"
+    assert not (tmp_path / "g.h5").exists()
+    r = run(gallery_cli, ["enroll", "--name", "a/b", str(tmp_path / "x.jpg")])
+    assert r.exit_code == 1 and "path separator" in r.stderr  # the name is still checked first
+
+
+def test_notes_are_one_line_per_kind_unless_verbose(capsys):
+    from facerec.cli._common import Notes
+
+    def told(**kw):
+        notes = Notes("facerec-x", **kw)
+        for i in range(3):
+            notes.add("photos had several faces; the largest was used", f"p{i}.jpg: 2 faces found")
+        notes.add("photos had no face", "wall.jpg: no face found")
+        notes.echo()
+        return capsys.readouterr().err.splitlines()
+
+    assert told() == ["facerec-x: note: 3 photos had several faces; the largest was used — --verbose lists them",
+                      "facerec-x: note: wall.jpg: no face found"]  # a single note is told as it is
+    assert len(told(verbose=True)) == 4 and told(quiet=True) == []
+
+
+def test_batch_output_in_a_log_has_no_progress_bar_and_one_note_line(env, celeb_dir, tmp_path):
+    import shutil
+
+    tree = tmp_path / "tree"
+    shutil.copytree(celeb_dir, tree)
+    group = Image.new("RGB", (520, 260))
+    for person, x in (("Abdullah_Gul", 0), ("Alejandro_Toledo", 300)):
+        group.paste(Image.open(next((celeb_dir / person).glob("*.jpg"))).resize((220, 220)), (x, 20))
+    for person in ("Abdullah_Gul", "Alejandro_Toledo"):
+        group.save(tree / person / "group.jpg")
+    r = run(gallery_cli, ["build", str(tree), "--mask-templates", "0"])
+    assert r.exit_code == 0 and "\r" not in r.output and "photo/s" not in r.output  # CliRunner: not a terminal
+    notes = [line for line in r.stderr.splitlines() if "note:" in line]
+    assert notes == ["facerec-gallery: note: 2 photos had several faces; the largest was used — --verbose lists them"]
+    r = run(gallery_cli, ["build", str(tree), "--mask-templates", "0", "--force", "--verbose"])
+    assert sum("2 faces found; enrolled the largest" in line for line in r.stderr.splitlines()) == 2
+
+
+def test_match_index_ann_agrees_with_exact_and_caches_beside_the_gallery(env, celeb_dir, lfw_photo):
+    from facerec import Recognizer
+
+    run(gallery_cli, ["build", str(celeb_dir)])
+    exact = json.loads(run(match_cli, [str(lfw_photo), "--json"]).stdout)
+    r = run(match_cli, [str(lfw_photo), "--json", "--index", "ann"])
+    assert r.exit_code == 0 and json.loads(r.stdout) == exact  # a small gallery: every cell is probed
+    assert (env / "g.h5.faiss").exists()
+    bad = run(match_cli, [str(lfw_photo), "--index", "hnsw"])
+    assert bad.exit_code == 2 and "'hnsw' is not one of 'exact', 'ann'" in bad.output
+    with pytest.raises(ValueError, match="unknown index 'hnsw'"):
+        Recognizer(index="hnsw")

@@ -4,13 +4,63 @@ from __future__ import annotations
 
 import functools
 import sys
+from typing import Iterable
 
 import click
 
+from facerec.images import BadInput
+
 model_option = click.option("--model", envvar="FACEREC_MODEL", type=click.Path(), default=None,
-                            help="Model folder (default: $FACEREC_MODEL, else the shipped artifacts/model).")
+                            help="Model folder, or .tflite file from facerec-export (default: $FACEREC_MODEL, else the shipped "
+                                 "artifacts/model).")
 gallery_option = click.option("--gallery", envvar="FACEREC_GALLERY", type=click.Path(), default=None,
                               help="Gallery file (default: $FACEREC_GALLERY, else ~/.facerec/gallery.h5).")
+quiet_option = click.option("--quiet", "-q", is_flag=True,
+                            help="No progress bar and no notes: results, warnings and errors only.")
+verbose_option = click.option("--verbose", "-v", is_flag=True,
+                              help="List every per-photo note, not one summary line per kind.")
+
+
+def show_progress(quiet: bool = False) -> bool:
+    """Progress bars are for a person watching a terminal: in a log, their carriage returns are noise."""
+    return not quiet and sys.stderr.isatty()
+
+
+class Notes:
+    """A command's per-photo notes (several faces, no face...), told as one line per kind at the end, so
+    that a batch of a thousand photos does not bury its result; `verbose` lists each, `quiet` none."""
+
+    def __init__(self, prog: str, verbose: bool = False, quiet: bool = False):
+        self.prog, self.verbose, self.quiet = prog, verbose, quiet
+        self._kinds: dict[str, list[str]] = {}
+
+    def add(self, kind: str, note: str) -> None:
+        """`note` names one photo; `kind` completes the count line: "photos had several faces; ..."."""
+        self._kinds.setdefault(kind, []).append(note)
+
+    def echo(self) -> None:
+        if self.quiet:
+            return
+        for kind, notes in self._kinds.items():
+            if self.verbose or len(notes) == 1:
+                for note in notes:
+                    click.echo(f"{self.prog}: note: {note}", err=True)
+            else:
+                click.echo(f"{self.prog}: note: {len(notes)} {kind} — --verbose lists them", err=True)
+
+
+def unreadable(photos: Iterable[str]) -> dict[str, BadInput]:
+    """The photos that cannot be images, found from their bytes without decoding them: checked before
+    the model loads, so a bad path is refused in a fraction of a second."""
+    from facerec.images import check_image
+
+    bad = {}
+    for photo in photos:
+        try:
+            check_image(photo)
+        except BadInput as e:
+            bad[photo] = e
+    return bad
 
 
 def clean_errors(prog: str):
@@ -40,7 +90,6 @@ def _known_errors() -> tuple[type, ...]:
     """The failures that carry a one-line reason. BadModel only matters once facerec.model (and so
     TensorFlow) is imported, so commands that need no model (list, remove) never import it."""
     from facerec.gallery import GalleryError
-    from facerec.images import BadInput
 
     model = sys.modules.get("facerec.model")
     return (BadInput, GalleryError, ValueError) + ((model.BadModel,) if model else ())

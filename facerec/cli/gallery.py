@@ -8,7 +8,8 @@ from collections import defaultdict
 
 import click
 
-from facerec.cli._common import clean_errors, gallery_option, model_option
+from facerec.cli._common import (Notes, clean_errors, gallery_option, model_option, quiet_option, show_progress,
+                                 unreadable, verbose_option)
 
 PROG = "facerec-gallery"
 
@@ -31,7 +32,7 @@ def _recognizer(model, gallery, mask_templates=3, thumbnails=True):
     return Recognizer(model=model, gallery=gallery, mask_templates=mask_templates, thumbnails=thumbnails)
 
 
-def _report(reports, as_json: bool, failure: str) -> None:
+def _report(reports, as_json: bool, failure: str, notes: Notes) -> None:
     """Counts on stdout; notes and one line per unusable photo on stderr (`failure` = "error" or "skipped")."""
     problems = [p for r in reports for p in r.problems]
     if as_json:
@@ -47,7 +48,8 @@ def _report(reports, as_json: bool, failure: str) -> None:
                    f"{sum(r.templates for r in reports)} templates added")
     for r in reports:
         for n in r.notes:
-            click.echo(f"{PROG}: note: {n}", err=True)
+            notes.add("photos had several faces; the largest was used", n)
+    notes.echo()
     for p in problems:
         click.echo(f"{PROG}: {failure}: {_one_line(p['path'])}: {p['reason']}", err=True)
 
@@ -57,7 +59,7 @@ def _one_line(text: str) -> str:
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
-def _enroll_folder(rec, folder: str, new: bool, as_json: bool) -> None:
+def _enroll_folder(rec, folder: str, new: bool, as_json: bool, notes: Notes) -> None:
     """Enrol a folder-per-person tree; unusable photos are listed and skipped (exit 1 only if none worked)."""
     from tqdm import tqdm
 
@@ -68,12 +70,13 @@ def _enroll_folder(rec, folder: str, new: bool, as_json: bool) -> None:
         people[item.identity].append(item.path)
     if not people:
         raise ValueError(f"{folder}: no photos found (expected one folder of photos per person)")
-    bar = tqdm(total=sum(map(len, people.values())), unit="photo", file=sys.stderr, disable=as_json)
+    bar = tqdm(total=sum(map(len, people.values())), unit="photo", file=sys.stderr,
+               disable=not show_progress(as_json or notes.quiet))
     try:
         reports = rec.enroll_many(dict(people), new_gallery=new, progress=lambda: bar.update(1))
     finally:
         bar.close()
-    _report(reports, as_json, "skipped")
+    _report(reports, as_json, "skipped", notes)
     if all(r.photos == 0 for r in reports):
         click.echo(f"{PROG}: error: {folder}: no photo could be enrolled; gallery unchanged", err=True)
         sys.exit(1)
@@ -85,10 +88,12 @@ def _enroll_folder(rec, folder: str, new: bool, as_json: bool) -> None:
 @mask_templates_option
 @thumbnails_option
 @click.option("--json", "as_json", is_flag=True, help='{"people": [...], "failed": [{"path", "reason"}]} on stdout.')
+@verbose_option
+@quiet_option
 @model_option
 @gallery_option
 @clean_errors(PROG)
-def build(data_dir, force, mask_templates, thumbnails, as_json, model, gallery):
+def build(data_dir, force, mask_templates, thumbnails, as_json, verbose, quiet, model, gallery):
     """Create a gallery from DATA_DIR: one folder per person, named after the person.
 
     Unusable photos are listed on stderr and skipped.
@@ -96,7 +101,7 @@ def build(data_dir, force, mask_templates, thumbnails, as_json, model, gallery):
     rec = _recognizer(model, gallery, mask_templates, thumbnails)
     if rec.gallery_path.exists() and not force:
         raise ValueError(f"{rec.gallery_path}: gallery exists; pass --force to replace it, or use `enroll` to add")
-    _enroll_folder(rec, data_dir, new=True, as_json=as_json)
+    _enroll_folder(rec, data_dir, new=True, as_json=as_json, notes=Notes(PROG, verbose, quiet))
     click.echo(f"gallery: {rec.gallery_path}", err=True)
 
 
@@ -107,24 +112,32 @@ def build(data_dir, force, mask_templates, thumbnails, as_json, model, gallery):
 @mask_templates_option
 @thumbnails_option
 @click.option("--json", "as_json", is_flag=True, help='{"people": [...], "failed": [{"path", "reason"}]} on stdout.')
+@verbose_option
+@quiet_option
 @model_option
 @gallery_option
 @clean_errors(PROG)
-def enroll(name, folder, photos, mask_templates, thumbnails, as_json, model, gallery):
+def enroll(name, folder, photos, mask_templates, thumbnails, as_json, verbose, quiet, model, gallery):
     """Add a person from one or more PHOTOS, without retraining (creates the gallery if needed).
 
     An existing name gets more templates. Each photo that cannot be used is one error line;
     the usable ones are enrolled and the exit status is 1 if any photo failed.
     """
-    rec = _recognizer(model, gallery, mask_templates, thumbnails)
+    from facerec.gallery import validate_name
+    from facerec.recognizer import EnrollReport
+
+    rec, notes = _recognizer(model, gallery, mask_templates, thumbnails), Notes(PROG, verbose, quiet)
     if folder:
         if name or photos:
             raise click.UsageError("use either --dir or --name with photos")
-        return _enroll_folder(rec, folder, new=False, as_json=as_json)
+        return _enroll_folder(rec, folder, new=False, as_json=as_json, notes=notes)
     if name is None or not photos:
         raise click.UsageError("give --name NAME and at least one photo (or --dir FOLDER)")
-    report = rec.enroll(name, list(photos))
-    _report([report], as_json, "error")
+    bad = unreadable(photos)  # before the model loads: a wrong path is refused at once
+    good = [p for p in photos if p not in bad]
+    report = rec.enroll(name, good) if good else EnrollReport(validate_name(name))
+    report.problems[:0] = [{"path": p, "reason": bad[p].reason} for p in photos if p in bad]
+    _report([report], as_json, "error", notes)
     if report.problems:
         sys.exit(1)
 

@@ -1,4 +1,6 @@
-"""`facerec-match PHOTO...`: who is in each photo, with the similarity score and the threshold."""
+"""`facerec-match PHOTO...`: who is in each photo, with the similarity score and the threshold.
+
+`--video FILE` / `--camera INDEX`: who was seen when, as tracks of faces followed across frames."""
 
 from __future__ import annotations
 
@@ -9,7 +11,8 @@ from pathlib import Path
 
 import click
 
-from facerec.cli._common import clean_errors, gallery_option, model_option
+from facerec.cli._common import (Notes, clean_errors, gallery_option, model_option, quiet_option, unreadable,
+                                 verbose_option)
 
 PROG = "facerec-match"
 
@@ -20,57 +23,148 @@ def _out_path(out: str, i: int, n: int) -> Path:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("photos", nargs=-1, required=True, type=click.Path())
+@click.argument("photos", nargs=-1, type=click.Path())
+@click.option("--video", type=click.Path(), default=None, metavar="FILE",
+              help="Identify and track the faces of a video file instead.")
+@click.option("--camera", type=click.IntRange(0), default=None, metavar="INDEX",
+              help="Identify and track the faces seen by camera INDEX (0: the first) until Ctrl-C (or q in --show).")
+@click.option("--every", type=click.IntRange(1), default=None, metavar="N",
+              help="With --video/--camera: identify every Nth frame (default 1: all).")
 @click.option("--json", "as_json", is_flag=True, help="JSON on stdout (an object, or a list for several photos).")
-@click.option("--out", default=None, type=click.Path(), help="Write the annotated image here (-N added for several photos).")
+@click.option("--out", default=None, type=click.Path(),
+              help="Write the annotated image here (-N added for several photos); a video: .mp4 or .avi.")
 @click.option("--show", is_flag=True, help="Open the annotated image in a window, where a display exists.")
 @click.option("--top-k", default=5, show_default=True, type=click.IntRange(1), help="Matches listed per face.")
 @click.option("--threshold", type=float, default=None, help="Override the model's calibrated threshold.")
 @click.option("--aggregate", type=click.Choice(["max", "top2"]), default="max", show_default=True,
               help="Identity score: best template, or mean of the best two.")
+@click.option("--index", type=click.Choice(["exact", "ann"]), default="exact", show_default=True,
+              help="Scan every template, or ask an approximate IVF index (for millions of templates; built on "
+                   "first use and whenever the gallery changed, cached beside it as GALLERY.faiss).")
+@verbose_option
+@quiet_option
 @model_option
 @gallery_option
 @clean_errors(PROG)
-def main(photos, as_json, out, show, top_k, threshold, aggregate, model, gallery):
-    """Identify the faces in each PHOTO against the gallery."""
+def main(photos, video, camera, every, as_json, out, show, top_k, threshold, aggregate, index, verbose, quiet, model,
+         gallery):
+    """Identify the faces in each PHOTO against the gallery.
+
+    An unreadable photo is one error line; the others are still matched, and the exit status is 1.
+    """
+    if video is not None or camera is not None:
+        if photos or (video is not None and camera is not None):
+            raise click.UsageError("give PHOTO..., --video FILE or --camera INDEX: one of them")
+        _video(video, camera, every or 1, as_json, out, show, top_k, threshold, aggregate, index, model, gallery)
+        return
+    if not photos:
+        raise click.UsageError("give PHOTO..., --video FILE or --camera INDEX")
+    if every is not None:
+        raise click.UsageError("--every is for --video or --camera")
+    bad = unreadable(photos)  # before anything heavy loads: a wrong path is refused at once
+    for e in bad.values():
+        click.echo(f"{PROG}: error: {e}", err=True)
     from facerec.images import BadInput, load_image
     from facerec.match import table
-    from facerec.recognizer import MIN_FACE_PX, Recognizer
 
-    rec = Recognizer(model=model, gallery=gallery, threshold=threshold, aggregate=aggregate)
-    g = rec.gallery()  # bad model / gallery: one error before any photo
-    if not rec.calibrated:
-        click.echo(f"{PROG}: warning: uncalibrated threshold: the model card has none, so {rec.threshold} is used "
-                   "(run `facerec-eval calibrate`, or pass --threshold)", err=True)
+    rec, g = _recognizer(model, gallery, threshold, aggregate, index) if len(bad) < len(set(photos)) else (None, None)
     if show and not os.environ.get("DISPLAY"):
         click.echo(f"{PROG}: no display available; --show ignored", err=True)
         show = False
-    results, failed = [], False
+    results, notes = [], Notes(PROG, verbose, quiet)
     for i, photo in enumerate(photos):
-        try:
-            image = load_image(photo)
-        except BadInput as e:
-            click.echo(f"{PROG}: error: {e}", err=True)
-            results.append({"image": photo, "error": e.reason, "faces": []})
-            failed = True
+        error = bad.get(photo)
+        if error is None:
+            try:
+                image = load_image(photo)  # corrupt pixel data shows only when decoding
+            except BadInput as e:
+                click.echo(f"{PROG}: error: {e}", err=True)
+                error = e
+        if error is not None:
+            results.append({"image": photo, "error": error.reason, "faces": []})
             continue
         r = rec.identify(image, top_k)
         r["image"] = photo
         results.append(r)
-        if r.get("skipped_small_faces"):
-            click.echo(f"{PROG}: {photo}: {r['skipped_small_faces']} face(s) under {MIN_FACE_PX} px skipped", err=True)
-        if not r["faces"] and not r.get("skipped_small_faces"):
-            click.echo(f"{PROG}: {photo}: no face found", err=True)
-        if len(r["faces"]) > 1:
-            click.echo(f"{PROG}: {photo}: {len(r['faces'])} faces; each is matched, largest first", err=True)
+        _note(notes, r)
         if out or show:
             _picture(image, r, g, _out_path(out, i, len(photos)) if out else None, show)
         if not as_json:
             click.echo(table(r))
+    notes.echo()
     if as_json:
         click.echo(json.dumps(results[0] if len(results) == 1 else results, ensure_ascii=False))
-    if failed:
+    if any("error" in r for r in results):
         sys.exit(1)
+
+
+def _recognizer(model, gallery, threshold, aggregate, index):
+    """The recognizer and its gallery: a bad model or gallery is one error before any photo is matched."""
+    from facerec.recognizer import Recognizer
+
+    rec = Recognizer(model=model, gallery=gallery, threshold=threshold, aggregate=aggregate, index=index)
+    g = rec.gallery()
+    if not rec.calibrated:
+        click.echo(f"{PROG}: warning: uncalibrated threshold: the model card has none, so {rec.threshold} is used "
+                   "(run `facerec-eval calibrate`, or pass --threshold)", err=True)
+    return rec, g
+
+
+def _note(notes: Notes, result: dict) -> None:
+    """What is worth knowing about a photo's faces beyond its result line."""
+    from facerec.recognizer import MIN_FACE_PX
+
+    photo, small, n = result["image"], result.get("skipped_small_faces"), len(result["faces"])
+    if small:
+        notes.add(f"photos had faces under {MIN_FACE_PX} px, skipped",
+                  f"{photo}: {small} face(s) under {MIN_FACE_PX} px skipped")
+    elif not n:
+        notes.add("photos had no face", f"{photo}: no face found")
+    if n > 1:
+        notes.add("photos had several faces; each was matched, largest first",
+                  f"{photo}: {n} faces; each is matched, largest first")
+
+
+def _video(video, camera, every, as_json, out, show, top_k, threshold, aggregate, index, model, gallery) -> None:
+    """Tracks of who was seen when in a video file or a camera's frames, and the annotated video."""
+    import cv2
+
+    from facerec.match import display_name
+    from facerec.video import CODECS, open_camera, open_video, recognise
+
+    if out and Path(out).suffix.lower() not in CODECS:
+        raise click.UsageError(f"--out for a video must end in {' or '.join(CODECS)}, not {out!r}")
+    if out and not Path(out).resolve().parent.is_dir():
+        raise ValueError(f"{out}: no such folder {Path(out).resolve().parent}")
+    if show and not os.environ.get("DISPLAY"):
+        click.echo(f"{PROG}: no display available; --show ignored", err=True)
+        show = False
+    cap, fps = open_video(video) if video is not None else (open_camera(camera), 0.0)  # before the model: fast
+    rec, _ = _recognizer(model, gallery, threshold, aggregate, index)
+
+    def window(pic) -> bool:
+        try:
+            cv2.imshow(PROG, cv2.cvtColor(pic, cv2.COLOR_RGB2BGR))
+            return cv2.waitKey(1) & 0xFF != ord("q")
+        except cv2.error as e:  # an OpenCV build without a GUI backend
+            click.echo(f"{PROG}: cannot open a window ({str(e).strip().splitlines()[-1][:80]})", err=True)
+            return False
+
+    source = video if video is not None else f"camera {camera}"
+    r = {"video": source, **recognise(rec, cap, fps, every, top_k, out, window if show else None)}
+    if out:
+        click.echo(f"{PROG}: annotated video: {out}", err=True)
+    if as_json:
+        click.echo(json.dumps(r, ensure_ascii=False))
+        return
+    processed = len(range(0, r["frames"], every))
+    click.echo(f"{source}: {r['frames']} frames, {processed} identified, {len(r['tracks'])} track(s) of faces")
+    for t in r["tracks"]:
+        who = display_name(t["identity"]) if t["identity"] else "unknown"
+        closest = f"  closest: {display_name(t['best_match'])}" if not t["identity"] and t["best_match"] else ""
+        score = "no gallery match" if t["score"] is None else f"score {t['score']:.3f}"
+        click.echo(f"  track {t['track']}  {who:<24s}  {score}  (threshold {r['threshold']:.3f})  "
+                   f"{t['first']:.2f}-{t['last']:.2f} s, {t['frames']} frame(s){closest}")
 
 
 def _picture(image, result, gallery, path, show) -> None:

@@ -1,0 +1,120 @@
+"""Video: faces tracked across frames, each track named by its frames' votes; the annotated video is written."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from facerec.cli.gallery import main as gallery_cli
+from facerec.cli.match import main as match_cli
+from facerec.video import Tracker
+
+PEOPLE = ("Abdullah_Gul", "Alejandro_Toledo")
+FRAMES, FPS, SIZE = 10, 5, 250  # two LFW photos side by side: 500 x 250
+
+
+def run(cli, args):
+    r = CliRunner().invoke(cli, args)
+    assert "Traceback" not in r.output, r.output
+    return r
+
+
+def face(box, name, score):
+    return {"box": box, "matches": [{"identity": name, "score": score}]}
+
+
+def test_tracks_follow_boxes_and_vote_away_a_flicker():
+    t = Tracker(min_iou=0.3, max_gap=1)
+    left, right = [10, 10, 50, 50], [200, 10, 50, 50]
+    for i in range(5):
+        moved = [left[0] + 3 * i, *left[1:]]
+        name = "Bob" if i == 4 else "Ann"  # the latest frame's best match flickers
+        t.update([face(moved, name, 0.9), face(right, "Cy", 0.4)], i, i / 5)
+    ann, cy = t.tracks
+    assert (ann.frames, cy.frames) == (5, 5) and len(t.tracks) == 2
+    assert ann.decision(0.8) == ("Ann", "Ann", 0.9)  # the flicker is outvoted
+    assert cy.decision(0.8) == (None, "Cy", 0.4)  # under the threshold: unknown, closest still given
+    t.update([], 5, 1.0)
+    t.update([], 6, 1.2)  # unseen for longer than max_gap: closed
+    t.update([face(right, "Cy", 0.4)], 7, 1.4)
+    assert len(t.tracks) == 3 and t.tracks[2].first_frame == 7
+    summary = ann.summary(0.8)
+    assert (summary["first"], summary["last"], summary["votes"]) == (0.0, 0.8, {"Ann": 4, "Bob": 1})
+
+
+@pytest.fixture(scope="module")
+def clip(data_dir, tmp_path_factory):
+    """A 2-second clip: person 1 on the left throughout, drifting; person 2 enters on the right at frame 3."""
+    lfw = data_dir / "lfw" / "lfw-deepfunneled"
+    root = tmp_path_factory.mktemp("clip")
+    photos = [lfw / p / f"{p}_0003.jpg" for p in PEOPLE]
+    a, b = (cv2.imread(str(p)) for p in photos)
+    path = root / "in.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (2 * SIZE, SIZE))
+    assert writer.isOpened()
+    for i in range(FRAMES):
+        frame = np.full((SIZE, 2 * SIZE, 3), 128, np.uint8)
+        frame[:, :SIZE] = np.roll(a, 3 * i, axis=1)
+        if i >= 3:
+            frame[:, SIZE:] = np.roll(b, -3 * i, axis=1)
+        writer.write(frame)
+    writer.release()
+    for person, photo in zip(PEOPLE, photos):  # the gallery: each person from the photo the clip shows
+        (root / "people" / person).mkdir(parents=True)
+        (root / "people" / person / photo.name).write_bytes(photo.read_bytes())
+    return path, root / "people"
+
+
+@pytest.fixture()
+def shipped_env(tmp_path, monkeypatch):
+    monkeypatch.delenv("FACEREC_MODEL", raising=False)  # the shipped model: real recognition
+    monkeypatch.setenv("FACEREC_GALLERY", str(tmp_path / "g.h5"))
+    return tmp_path
+
+
+def test_video_names_each_track_and_writes_the_annotated_video(clip, shipped_env):
+    video, people = clip
+    assert run(gallery_cli, ["build", str(people), "--mask-templates", "0"]).exit_code == 0
+    out = shipped_env / "annotated.mp4"
+    r = run(match_cli, ["--video", str(video), "--json", "--every", "2", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    assert (res["frames"], res["every"], res["fps"], res["video"]) == (FRAMES, 2, FPS, str(video))
+    tracks = res["tracks"]
+    assert [t["identity"] for t in tracks] == list(PEOPLE), tracks
+    assert all(t["score"] >= res["threshold"] for t in tracks)
+    assert (tracks[0]["first"], tracks[0]["last"], tracks[0]["frames"]) == (0.0, 1.6, 5)  # frames 0, 2, ..., 8
+    assert (tracks[1]["first_frame"], tracks[1]["frames"]) == (4, 3)  # enters at 3: first seen at 4
+    assert [f["frame"] for f in res["detections"]] == [0, 2, 4, 6, 8]
+    assert {f["track"] for d in res["detections"] for f in d["faces"]} == {1, 2}
+
+    cap = cv2.VideoCapture(str(out))  # every frame is written, annotated with the latest tracks
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    assert len(frames) == FRAMES and frames[0].shape == (SIZE, 2 * SIZE, 3)
+    green = (np.abs(frames[6].astype(int) - (60, 150, 40)).sum(axis=2) < 60).sum()  # BGR of the known-face box
+    assert green > 200
+
+    r = run(match_cli, ["--video", str(video), "--every", "3", "--threshold", "1.01"])
+    assert r.exit_code == 0 and r.stdout.count("unknown") == 2 and "closest: Abdullah Gul" in r.stdout
+
+
+def test_video_and_camera_errors(tmp_path, tiny_model, monkeypatch):
+    monkeypatch.setenv("FACEREC_MODEL", str(tiny_model))
+    monkeypatch.setenv("FACEREC_GALLERY", str(tmp_path / "g.h5"))
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"not a video" * 100)
+    for args, words in ((["--video", str(junk)], "not a readable video"),
+                        (["--video", str(tmp_path / "none.mp4")], "no such file"),
+                        (["--camera", "63"], "camera 63: cannot be opened")):
+        r = run(match_cli, args)
+        assert r.exit_code == 1 and words in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.output
+    for args in (["--video", str(junk), "photo.jpg"], ["--video", str(junk), "--camera", "0"],
+                 ["photo.jpg", "--every", "2"], ["--video", str(junk), "--out", "x.mkv"], []):
+        assert run(match_cli, args).exit_code == 2, args
