@@ -293,7 +293,8 @@ class Gallery:
         sims = (emb[template_rows].astype(np.float32) @ query)[None]
         scores = _aggregate(sims, local, sizes, aggregate)[0]
         best = np.argsort(-scores, kind="stable")[:k]
-        return [(str(names[groups[j]]), float(scores[j])) for j in best]
+        # float16 templates can put a unit query's cosine a hair over 1: report a cosine.
+        return [(str(names[groups[j]]), float(min(scores[j], 1.0))) for j in best]
 
     def _ann_index(self):
         """The ANN index of the grouped templates: cached beside the gallery file, rebuilt when stale."""

@@ -48,6 +48,7 @@ class AnnIndex:
     @classmethod
     def build(cls, templates: np.ndarray) -> "AnnIndex":
         index = faiss.index_factory(templates.shape[1], spec(len(templates)), faiss.METRIC_INNER_PRODUCT)
+        index.cp.min_points_per_centroid = 1  # a tiny gallery has one cell: no k-means warning on stderr
         sample = np.random.default_rng(0).permutation(len(templates))[:_TRAIN_PER_CELL * index.nlist]
         index.train(templates[np.sort(sample)].astype(np.float32))
         for lo in range(0, len(templates), _BUILD_ROWS):

@@ -349,7 +349,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: int = 1) -> Path:
                              "use --teacher-weight 0 with --relational-weight")
         parts = []
         for name in teachers:
-            t = teacher_targets(name, tr, Path(cfg.caches[0].partition(":")[0]).parent / f"teacher-{name}.h5")
+            t = teacher_targets(name, tr, Path(cfg.caches[0].partition(":")[0]).parent / f"teacher-{name}.h5",
+                                progress=progress > 0)
             if name == "dlib":
                 # dlib descriptors share a large common component (mean pairwise cosine ≈ 0.84 on our training
                 # faces); pulling toward raw targets rewards collapsing onto it, so the student learns the
@@ -436,7 +437,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: int = 1) -> Path:
         "validation": {k: v for k, v in best.items() if k.startswith("val_")},
         "threshold": best["val_threshold"],
         "threshold_source": "held-out training identities, FAR 1e-2 over masked+unmasked pairs (provisional; "
-                            "`facerec-eval calibrate` replaces it)",
+                            "`facerec-eval calibrate-gallery` replaces it)",
     }
     export_model(embedder, out, card)
     import shutil

@@ -106,7 +106,7 @@ def _recognizer(model, gallery, threshold, aggregate, index):
     g = rec.gallery()
     if not rec.calibrated:
         click.echo(f"{PROG}: warning: uncalibrated threshold: the model card has none, so {rec.threshold} is used "
-                   "(run `facerec-eval calibrate`, or pass --threshold)", err=True)
+                   "(run `facerec-eval calibrate-gallery`, or pass --threshold)", err=True)
     return rec, g
 
 
