@@ -95,6 +95,61 @@ def test_init_starts_from_an_exported_model(fake_cache, tmp_path):
     assert cards[1]["init_fingerprint"] == cards[0]["fingerprint"] and cards[0]["init_fingerprint"] is None
 
 
+def test_real_mask_rank1_scores_the_selection_half_only():
+    from facerec.data import Cache
+    from facerec.train import real_mask_rank1
+
+    # Sorted identities A B C D: A and C select, B and D report. Each face's pixel value keys its embedding.
+    rows = [("A", 0, [1, 0, 0]), ("A", 1, [1, 0, 0]), ("B", 0, [0, 1, 0]), ("B", 1, [0, 0, 1]),
+            ("C", 0, [0, 0, 1]), ("C", 1, [0.8, 0.6, 0]), ("D", 0, [0, 1, 0]), ("D", 1, [0, 1, 0])]
+    n = len(rows)
+    faces = np.stack([np.full((4, 4, 3), i, np.uint8) for i in range(n)])
+    vectors = np.array([r[2] for r in rows], np.float32)
+    cache = Cache(faces=faces, keypoints=np.zeros((n, 5, 2), np.float32), mesh=np.zeros((n, 478, 2), np.float32),
+                  box=np.zeros((n, 4), np.float32), identity=np.array([r[0] for r in rows]),
+                  path=np.array([f"/{i}.jpg" for i in range(n)]), masked=np.array([r[1] for r in rows], np.int8))
+    # Selection half: A's masked face finds A; C's finds A (0.8 > 0): rank-1 1/2. B and D are never scored.
+    assert real_mask_rank1(lambda f: vectors[f[:, 0, 0, 0]], cache) == 0.5
+
+
+def test_frozen_backbone_trains_only_the_head(fake_cache, tmp_path):
+    import dataclasses
+
+    import tensorflow as tf
+
+    first = TrainConfig(caches=[str(fake_cache)], out=str(tmp_path / "a"), backbone="tiny", input_size=48,
+                        embedding_dim=16, identities_per_batch=3, images_per_identity=3, epochs=1, steps_per_epoch=2,
+                        val_identities=0.34, val_pairs=10, seed=1)
+    train(first, progress=0)
+    again = dataclasses.replace(first, out=str(tmp_path / "b"), init=first.out, learning_rate=0.05,
+                                freeze_fraction=1.0)
+    train(again, progress=0)
+    a, b = ({v.name.split(":")[0]: v.numpy() for v in tf.saved_model.load(str(Path(c.out) / "saved_model")).weights}
+            for c in (first, again))
+    convs = [k for k in a if k.startswith("conv") and k.endswith("kernel")]
+    assert len(convs) == 3 and all(np.array_equal(a[k], b[k]) for k in convs)
+    assert not np.array_equal(a["embedding/kernel"], b["embedding/kernel"])
+
+
+def test_sface_teacher_with_relational_distillation(fake_cache, tmp_path):
+    from facerec import sface
+
+    try:
+        sface.require()
+    except sface.WeightsUnavailable as e:
+        pytest.skip(f"SFace weights absent ({e}); CI fetches them with `facerec-data fetch-sface`")
+    out = tmp_path / "run"
+    cfg = TrainConfig(caches=[str(fake_cache)], out=str(out), backbone="tiny", input_size=48, embedding_dim=128,
+                      identities_per_batch=3, images_per_identity=3, epochs=1, steps_per_epoch=2,
+                      val_identities=0.34, val_pairs=10, teacher="sface", relational_weight=1.0)
+    train(cfg, progress=0)
+    logs = json.loads((out / "history.json").read_text())[0]
+    assert logs["distill"] > 0 and logs["relational"] > 0
+    assert (fake_cache.parent / "teacher-sface.h5").is_file()
+    with pytest.raises(SystemExit, match="unknown teacher"):
+        train(TrainConfig(**{**cfg.__dict__, "out": str(tmp_path / "x"), "teacher": "sface,nobody"}), progress=0)
+
+
 MIRRORED = r"""
 import sys, numpy as np, tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
