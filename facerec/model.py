@@ -2,8 +2,9 @@
 
 An export folder holds saved_model/ (serving signature: uint8 faces [N,S,S,3] ->
 L2-normalised float32 embeddings [N,D]; its variables, in Keras order, are the one copy of the
-weights, from which `load_export_weights` starts fine-tuning) and model_card.json. Loading for recognition only needs `tf.saved_model.load`, so
-Keras is imported lazily by the functions that build or export models.
+weights, from which `load_export_weights` starts fine-tuning) and model_card.json. Loading for
+recognition only needs `tf.saved_model.load`, so Keras is imported lazily by the functions that
+build or export models.
 """
 
 from __future__ import annotations
