@@ -183,13 +183,17 @@ class Embedder:
             raise BadModel(path, f"{SIGNATURE} is not uint8 faces [N,S,S,3] -> {OUTPUT_KEY}")
         self.input_size = int(spec.shape[1])
         self.dim = int(out.shape[-1])
+        self._take_card(path, CARD_FILE)
+        self.fingerprint: str = self.card.get("fingerprint") or fingerprint(v.numpy() for v in self._module.weights)
+
+    def _take_card(self, path, card_name: str) -> None:
+        """Check the card (`self.card`, named `card_name` in errors) against the network; set the threshold."""
         for key, actual in (("input_size", self.input_size), ("embedding_dim", self.dim)):
             if key in self.card and self.card[key] != actual:
-                raise BadModel(path, f"{CARD_FILE} says {key} {self.card[key]} but the saved model has {actual}")
-        self.fingerprint: str = self.card.get("fingerprint") or fingerprint(v.numpy() for v in self._module.weights)
+                raise BadModel(path, f"{card_name} says {key} {self.card[key]} but the network has {actual}")
         threshold = self.card.get("threshold")
         if threshold is not None and not isinstance(threshold, (int, float)):
-            raise BadModel(path, f"threshold in {CARD_FILE} is not a number: {threshold!r}")
+            raise BadModel(path, f"threshold in {card_name} is not a number: {threshold!r}")
         self.threshold: float | None = None if threshold is None else float(threshold)
 
     def embed(self, faces: np.ndarray, batch_size: int = 64) -> np.ndarray:

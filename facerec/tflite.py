@@ -200,14 +200,8 @@ class TFLiteEmbedder(Embedder):
                 or spec["shape"][3] != 3 or spec["shape"][1] != spec["shape"][2]):
             raise BadModel(path, f"{SIGNATURE} is not uint8 faces [N,S,S,3] -> {OUTPUT_KEY}")
         self.input_size, self.dim = int(spec["shape"][1]), int(out["shape"][-1])
-        for key, actual in (("input_size", self.input_size), ("embedding_dim", self.dim)):
-            if key in card and card[key] != actual:
-                raise BadModel(path, f"its card says {key} {card[key]} but the network has {actual}")
+        self._take_card(path, CARD_METADATA)
         self.fingerprint = card["fingerprint"]
-        threshold = card.get("threshold")
-        if threshold is not None and not isinstance(threshold, (int, float)):
-            raise BadModel(path, f"threshold in {CARD_METADATA} is not a number: {threshold!r}")
-        self.threshold = None if threshold is None else float(threshold)
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         return self._signature(faces=batch)[OUTPUT_KEY]

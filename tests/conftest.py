@@ -27,6 +27,20 @@ def lfw_photo(data_dir) -> Path:
 
 
 @pytest.fixture(scope="session")
+def bad_model_reason():
+    """load_embedder(path) must fail with BadModel, one line "PATH: reason"; returns the reason."""
+    from facerec.model import BadModel, load_embedder
+
+    def reason(path) -> str:
+        with pytest.raises(BadModel) as e:
+            load_embedder(path)
+        assert str(e.value) == f"{path}: {e.value.reason}" and "\n" not in str(e.value)
+        return e.value.reason
+
+    return reason
+
+
+@pytest.fixture(scope="session")
 def detector():
     from facerec.detect import FaceDetector
 
