@@ -50,6 +50,7 @@ _ROUND_TOP, _ROUND_LOWER = 3, 2  # how many outline samples each rounded top cor
 _SMOOTH = np.array([1, 2, 3, 4, 3, 2, 1], np.float64) / 16
 
 _CANONICAL_PATH = Path(__file__).with_name("canonical_mesh.npy")
+_MISALIGNMENT_PATH = Path(__file__).with_name("mask_misalignment.npy")
 
 
 @lru_cache(maxsize=1)
@@ -57,6 +58,21 @@ def _canonical() -> np.ndarray:
     mesh = np.load(_CANONICAL_PATH).astype(np.float32)
     mesh.flags.writeable = False
     return mesh
+
+
+@lru_cache(maxsize=1)
+def _misalignments() -> np.ndarray:
+    return np.load(_MISALIGNMENT_PATH).astype(np.float32)
+
+
+def misalign(face: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """`face` (a masked crop aligned from its unmasked photo) warped by one of the alignment errors
+    MediaPipe was measured to make on masked photos (scripts/mask_misalignment.py): the crop
+    inference would make of the same photo once masked."""
+    S = face.shape[0]
+    M = _misalignments()[rng.integers(len(_misalignments()))].copy()
+    M[:, 2] *= S / 112.0
+    return cv2.warpAffine(face, M, (S, S), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def canonical_mesh(size: int = 112) -> np.ndarray:

@@ -45,6 +45,7 @@ class TrainConfig:
     margin: float = 1.0
     triplet_weight: float = 1.0
     mask_prob: float = 0.5
+    misalign_prob: float = 0.0  # masked faces warped by a measured MediaPipe alignment error on masked photos
     tight_prob: float = 0.4  # faces framed as if the photo had been cropped close to the face
     teacher: str | None = None  # "sface", "dlib", or several: "sface,dlib" (the first is the cosine target)
     teacher_weight: float = 1.0  # λ: cosine distillation toward the first teacher
@@ -136,14 +137,17 @@ def tight_crop(face: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def augmented_faces(cache: Cache, idx: np.ndarray, masked: np.ndarray, tight: np.ndarray,
-                    rng: np.random.Generator) -> np.ndarray:
-    """The faces at `idx`, synthetic-masked where `masked`, then tightly framed where `tight`."""
-    from facerec.masks import apply_mask
+                    rng: np.random.Generator, misalign_prob: float = 0.0) -> np.ndarray:
+    """The faces at `idx`, synthetic-masked where `masked` (then, with `misalign_prob`, framed as
+    alignment frames a masked photo), then tightly framed where `tight`."""
+    from facerec.masks import apply_mask, misalign
 
     faces = cache.faces[idx].copy()
     for j in np.where(masked)[0]:
         mesh = cache.mesh[idx[j]]
         faces[j] = apply_mask(faces[j], None if np.isnan(mesh).any() else mesh, seed=rng)
+        if rng.random() < misalign_prob:
+            faces[j] = misalign(faces[j], rng)
     for j in np.where(tight)[0]:
         faces[j] = tight_crop(faces[j], rng)
     return faces
@@ -180,7 +184,7 @@ def train_dataset(cache: Cache, labels: np.ndarray, targets: np.ndarray | None, 
 
     def gen():
         for idx, masked in sampler:
-            faces = augmented_faces(cache, idx, masked, rng.random(len(idx)) < cfg.tight_prob, rng)
+            faces = augmented_faces(cache, idx, masked, rng.random(len(idx)) < cfg.tight_prob, rng, cfg.misalign_prob)
             if targets is None:
                 t, w = np.zeros((B, T, dim), np.float32), np.zeros((B, T), np.float32)
             else:
@@ -268,7 +272,7 @@ def validation_pairs(cache: Cache, n: int, seed: int) -> tuple[np.ndarray, ...]:
         a.append(rng.choice(groups[p])), b.append(rng.choice(groups[q])), same.append(False)
     a, b = np.array(a), np.array(b)
     everyone, rng = np.ones(len(b), bool), np.random.default_rng(seed + 7)
-    masked = augmented_faces(cache, b, everyone, ~everyone, rng)
+    masked = augmented_faces(cache, b, everyone, ~everyone, rng, misalign_prob=1.0)
     tight = np.stack([tight_crop(f, rng) for f in masked])
     return a, b, np.array(same), masked, tight
 

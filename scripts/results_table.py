@@ -3,6 +3,9 @@
     bash scripts/eval_model.sh MODEL OUT && bash scripts/eval_peers.sh OUT
     .venv/bin/python scripts/results_table.py OUT [--label "facerec (shipped)"] [--card MODEL]
 
+Other models evaluated into the same folder with a file prefix (`lite0-devtest.json`, ...) join as
+columns: `--peers "lite0:EfficientNet-Lite0;sface;dlib"` (PREFIX or PREFIX:LABEL, `;`-separated).
+
 `--card MODEL` also records our model's figures (and the peers') in MODEL/model_card.json.
 
 Rows: LFW pairsDevTest (10 interleaved folds, threshold cross-validated), the same with a synthetic
@@ -27,7 +30,8 @@ def cells(folder: Path, prefix: str) -> list[str]:
     def verify(r):
         if r is None:
             return "—"
-        failed = f"; {r['pairs_failed']} pairs without a face" if r["pairs_failed"] else ""
+        n = r["pairs_failed"]
+        failed = f"; {n} pair{'s' if n > 1 else ''} without a face" if n else ""
         return f"{100 * r['accuracy_mean']:.1f} ± {100 * r['accuracy_std']:.1f} %, AUC {r['auc']:.3f}{failed}"
 
     def rank(r, half=None):
@@ -59,10 +63,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("folder", type=Path)
     ap.add_argument("--label", default="facerec (shipped)")
-    ap.add_argument("--peers", default="sface,dlib")
+    ap.add_argument("--peers", default="sface;dlib", help="PREFIX or PREFIX:LABEL, ';'-separated")
     ap.add_argument("--card", type=Path, default=None, help="model export whose card gets the figures")
     a = ap.parse_args()
-    columns = [(a.label, "")] + [(p, f"{p}-") for p in a.peers.split(",")]
+    peers = [p.partition(":") for p in a.peers.split(";")]
+    columns = [(a.label, "")] + [(label or prefix, f"{prefix}-") for prefix, _, label in peers]
     rows = ["LFW `pairsDevTest`, 10-fold accuracy", "same, synthetic mask on the 2nd photo",
             "RMFRD real masks, rank-1 (all 243 people)", "RMFRD rank-1, selection half", "RMFRD rank-1, report half",
             "RMFRD + 1,000 LFW distractors, rank-1"]
@@ -80,7 +85,7 @@ def main() -> None:
                         "RMFRD masked probes vs unmasked enrolment, halves = sorted identities at even (selection) / "
                         "odd (report) positions; 1,000 LFW distractors",
             "this_model": figures(a.folder, ""),
-            "peers": {p: figures(a.folder, f"{p}-") for p in a.peers.split(",")},
+            "peers": {prefix: figures(a.folder, f"{prefix}-") for prefix, _, _ in peers},
         }
         card_path.write_text(json.dumps(card, indent=2) + "\n")
     cal = load(a.folder, "", "calibrate_gallery")

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from facerec.align import template
-from facerec.masks import STYLES, apply_mask, canonical_mesh, mask_polygon
+from facerec.masks import STYLES, _misalignments, apply_mask, canonical_mesh, mask_polygon, misalign
 
 NOSE_TIP, MOUTH_L, MOUTH_R, CHIN = 1, 61, 291, 152
 IRISES = (468, 473)
@@ -39,6 +39,32 @@ def polygon_area_mask(poly: np.ndarray, size: int) -> np.ndarray:
 
 def test_styles():
     assert STYLES == ("surgical_blue", "surgical_white", "black_cloth", "patterned_cloth", "n95")
+
+
+def test_misalignment_table_holds_measured_similarity_transforms():
+    rows = _misalignments()
+    assert rows.ndim == 3 and rows.shape[1:] == (2, 3) and len(rows) >= 1000
+    a, b, c, d = rows[:, 0, 0], rows[:, 0, 1], rows[:, 1, 0], rows[:, 1, 1]
+    np.testing.assert_allclose(a, d, atol=2e-3)
+    np.testing.assert_allclose(b, -c, atol=2e-3)
+    zoom = np.hypot(a, c)
+    assert zoom.min() > 0.8 and zoom.max() < 1.4
+    assert np.median(zoom) > 1.02  # a masked photo is framed tighter: the mesh pulls the mouth up
+
+
+@pytest.mark.parametrize("size", [112, 224])
+def test_misalign_moves_the_face_by_one_measured_error(size):
+    rows = _misalignments()
+    face = np.zeros((size, size, 3), np.uint8)
+    p = np.array([0.5, 0.4]) * size
+    cv2.circle(face, tuple(int(v) for v in p), size // 40, (255, 255, 255), -1)
+    for seed in range(5):
+        out = misalign(face, np.random.default_rng(seed))
+        assert out.shape == face.shape and out.dtype == np.uint8
+        ys, xs = np.nonzero(out[..., 0] > 127)
+        moved = np.array([xs.mean(), ys.mean()])
+        expected = rows[:, :, :2] @ p + rows[:, :, 2] * (size / 112)  # translations scale with the crop
+        assert np.linalg.norm(expected - moved, axis=1).min() < 0.02 * size
 
 
 def test_canonical_mesh_is_an_aligned_face():

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from facerec.data import Item, Prepared, _write_shard
-from facerec.train import PKBatches, TrainConfig, normalise_name, tight_crop, train, training_cache
+from facerec.data import load_cache
+from facerec.train import PKBatches, TrainConfig, augmented_faces, normalise_name, tight_crop, train, training_cache
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +53,18 @@ def test_tight_crop_replicates_the_border_outside_a_box_and_keeps_the_face():
         c = np.clip(np.arange(112), x0, x1 - 1)[None, :]
         assert np.array_equal(out, face[r, c])
     assert len({tight_crop(face, np.random.default_rng(s)).tobytes() for s in range(5)}) == 5
+
+
+def test_masked_faces_are_misaligned_as_inference_would_frame_them(fake_cache):
+    cache = load_cache(fake_cache)
+    idx = np.arange(8)
+    masked = np.arange(8) < 4
+    none = np.zeros(8, bool)
+    plain = augmented_faces(cache, idx, masked, none, np.random.default_rng(0), misalign_prob=0.0)
+    moved = augmented_faces(cache, idx, masked, none, np.random.default_rng(0), misalign_prob=1.0)
+    assert np.array_equal(plain[4:], cache.faces[4:8]) and np.array_equal(moved[4:], cache.faces[4:8])
+    assert not np.array_equal(plain[0], cache.faces[0])  # masked
+    assert all(not np.array_equal(moved[j], plain[j]) for j in range(4))  # and then warped
 
 
 def test_training_cache_excludes_pairs_people_and_merges_names(fake_cache):

@@ -35,6 +35,7 @@ HELP: dict[str, str] = {
     "margin": "Triplet semi-hard loss margin (Euclidean distance of L2-normalised embeddings).",
     "triplet_weight": "Weight of the triplet semi-hard loss (lower it to keep a pretrained geometry).",
     "mask_prob": "Probability that a training face wears a synthetic mask.",
+    "misalign_prob": "Probability that a masked face is framed as MediaPipe aligns masked photos (a measured alignment error).",
     "tight_prob": "Probability that a face is framed as if its photo were cropped close around it (RMFRD-like).",
     "teacher": "Distil from this teacher's embedding of each unmasked photo: sface, dlib (needs the peer extra), "
                "or several, comma-separated (the first is the cosine target).",
