@@ -146,7 +146,7 @@ def augmented_faces(cache: Cache, idx: np.ndarray, masked: np.ndarray, tight: np
     for j in np.where(masked)[0]:
         mesh = cache.mesh[idx[j]]
         faces[j] = apply_mask(faces[j], None if np.isnan(mesh).any() else mesh, seed=rng)
-        if rng.random() < misalign_prob:
+        if misalign_prob and rng.random() < misalign_prob:
             faces[j] = misalign(faces[j], rng)
     for j in np.where(tight)[0]:
         faces[j] = tight_crop(faces[j], rng)
