@@ -121,18 +121,20 @@ class FaceDetector:
         self._mesh.close()
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
+def iou(a, b) -> float:
+    """Intersection over union of two x y w h boxes."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     x0, y0 = np.maximum(a[:2], b[:2])
     x1, y1 = np.minimum(a[:2] + a[2:], b[:2] + b[2:])
     inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
     return inter / (a[2] * a[3] + b[2] * b[3] - inter + 1e-9)
 
 
-def _merge(faces: list[Face], iou: float = 0.3) -> list[Face]:
+def _merge(faces: list[Face], min_iou: float = 0.3) -> list[Face]:
     """One face per place: the most confident of detections that overlap."""
     kept: list[Face] = []
     for f in sorted(faces, key=lambda f: f.score, reverse=True):
-        if all(_iou(f.box, k.box) < iou for k in kept):
+        if all(iou(f.box, k.box) < min_iou for k in kept):
             kept.append(f)
     return kept
 

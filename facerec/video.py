@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from facerec._quiet import native_stderr_silenced
+from facerec.detect import iou
 from facerec.images import BadInput
 
 # Least box overlap that links a face to a track seen in the previous processed frames.
@@ -64,15 +65,6 @@ class Track:
                 "first": round(self.first, 3), "last": round(self.last, 3), "first_frame": self.first_frame,
                 "last_frame": self.last_frame, "frames": self.frames,
                 "votes": {n: len(s) for n, s in sorted(self.scores.items(), key=lambda kv: -len(kv[1]))}}
-
-
-def iou(a, b) -> float:
-    """Intersection over union of two x y w h boxes."""
-    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union if union > 0 else 0.0
 
 
 class Tracker:
