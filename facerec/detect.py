@@ -25,9 +25,9 @@ _MOUTH = (61, 291)
 # ArcFace template: mouth width / eye distance, used when only the mouth centre is known.
 _MOUTH_HALF_WIDTH = 0.414
 _MESH_INPUT = 256
-# (model_selection, padding as a fraction of the longer side, padding grey level), tried in order
-# until one finds a face; measured on RMFRD's masked crops.
-_ATTEMPTS = ((1, 0.0, 0), (0, 0.35, 128), (0, 0.35, 0), (0, 0.2, 128), (0, 0.6, 128), (0, 0.0, 0), (0, 0.1, 128))
+# When neither model finds a face on the photo itself: (model_selection, padding as a fraction of the
+# longer side, padding grey level), tried in order until one finds a face; measured on RMFRD's masked crops.
+_RETRIES = ((0, 0.35, 128), (0, 0.35, 0), (0, 0.2, 128), (0, 0.6, 128), (0, 0.1, 128))
 
 
 @dataclass
@@ -71,7 +71,7 @@ class FaceDetector:
             # Both models on the photo itself: the full-range one misses some masked faces that the
             # short-range one finds, and stopping at the first that finds anything loses them.
             faces = _merge(self._detect(image, 1, 0.0, 0) + self._detect(image, 0, 0.0, 0))
-            for model, pad, grey in _ATTEMPTS[1:]:
+            for model, pad, grey in _RETRIES:
                 if faces:
                     break
                 faces = self._detect(image, model, pad, grey)

@@ -6,8 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facerec.data import Item, Prepared, _write_shard
-from facerec.data import load_cache
+from facerec.data import Item, Prepared, _write_shard, load_cache
 from facerec.train import PKBatches, TrainConfig, augmented_faces, normalise_name, tight_crop, train, training_cache
 
 
