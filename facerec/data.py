@@ -120,7 +120,7 @@ def _init_worker() -> None:
 
 
 def prepare_item(item: Item, size: int = 112, detector=None) -> Prepared:
-    """Detect, keep the largest face and align it; never raises for bad files."""
+    """Detect, keep the main face and align it; never raises for bad files."""
     from facerec.align import aligned_faces
 
     detector = detector or _worker_detector

@@ -39,10 +39,6 @@ class Face:
     keypoints: np.ndarray  # (5, 2): left eye, right eye, nose tip, left mouth, right mouth (image left/right)
     mesh: np.ndarray | None = None  # (478, 2) or None when the mesh failed
 
-    @property
-    def area(self) -> float:
-        return float(self.box[2] * self.box[3])
-
 
 class FaceDetector:
     """MediaPipe detector + face mesh; one instance per process (not thread-safe)."""
@@ -65,7 +61,7 @@ class FaceDetector:
         self.min_score = min_score
 
     def detect(self, image: np.ndarray) -> list[Face]:
-        """All faces in an RGB uint8 photo, largest first."""
+        """All faces in an RGB uint8 photo, the main face first (`prominence`)."""
         image = np.ascontiguousarray(image)
         with native_stderr_silenced():  # MediaPipe logs warnings on its first landmarks
             # Both models on the photo itself: the full-range one misses some masked faces that the
@@ -75,7 +71,7 @@ class FaceDetector:
                 if faces:
                     break
                 faces = self._detect(image, model, pad, grey)
-        return sorted(faces, key=lambda f: f.area, reverse=True)
+        return sorted(faces, key=lambda f: prominence(f.box, image.shape), reverse=True)
 
     def _detect(self, image: np.ndarray, model: int, pad: float, grey: int) -> list[Face]:
         h, w = image.shape[:2]
@@ -139,6 +135,15 @@ def _merge(faces: list[Face], min_iou: float = 0.3) -> list[Face]:
     return kept
 
 
+def prominence(box: np.ndarray, shape: tuple) -> float:
+    """How much an x y w h box is the photo's main face: its area less twice the squared distance of its
+    centre from the photo's (FaceNet's align_dataset_mtcnn rule). Scale-free; a bystander cut by the edge
+    no longer outranks the centred subject, as the largest box did whenever a mask shrank the subject's."""
+    x, y, w, h = (float(v) for v in box)
+    dx, dy = x + w / 2 - shape[1] / 2, y + h / 2 - shape[0] / 2
+    return float(w * h - 2.0 * (dx * dx + dy * dy))
+
+
 def _keypoints_from_mesh(mesh: np.ndarray) -> np.ndarray:
     return np.stack([mesh[_IRIS[0]], mesh[_IRIS[1]], mesh[_NOSE_TIP], mesh[_MOUTH[0]], mesh[_MOUTH[1]]]).astype(np.float32)
 
@@ -154,7 +159,7 @@ _default: FaceDetector | None = None
 
 
 def detect_faces(image: np.ndarray) -> list[Face]:
-    """Faces in `image` (largest first) with a lazily created shared detector."""
+    """Faces in `image` (main face first) with a lazily created shared detector."""
     global _default
     if _default is None:
         _default = FaceDetector()

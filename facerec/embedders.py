@@ -3,7 +3,7 @@
 Each embedder takes whole RGB photos and does its own detection and alignment,
 because a peer's detector failing on a masked face is part of how it performs:
 
-- "model": our pipeline, MediaPipe detection -> largest face -> ArcFace alignment
+- "model": our pipeline, MediaPipe detection -> main face -> ArcFace alignment
   -> exported SavedModel; cosine similarity.
 - "dlib": the classic face_recognition pipeline (dlib HOG detection, 5-point
   alignment, 128-d ResNet; optional extra `facerec[peer]`); score = -Euclidean distance.
@@ -38,7 +38,7 @@ class PhotoEmbedder(Protocol):
     no_face: str  # the failure reason when no face is found
 
     def embed_photo(self, image: np.ndarray) -> np.ndarray | None:
-        """Descriptor of the largest face in an RGB uint8 photo, or None when there is no face."""
+        """Descriptor of the main face in an RGB uint8 photo, or None when there is no face."""
 
     def embed_photos(self, images: Sequence[np.ndarray]) -> list[np.ndarray | None]:
         """`embed_photo` over many photos (batched where the network allows)."""
@@ -135,7 +135,7 @@ class PipelineEmbedder:
         self.detector = detector or FaceDetector()
 
     def crop(self, image: np.ndarray) -> np.ndarray | None:
-        """The aligned crop of the largest face, or None."""
+        """The aligned crop of the main face, or None."""
         from facerec.align import aligned_faces
 
         faces = self.detector.detect(image)

@@ -48,7 +48,7 @@ def pair_seed(index: int) -> int:
 
 
 def mask_photo(image: np.ndarray, seed: int, style: str | None = None, detector=None) -> np.ndarray | None:
-    """`image` with a synthetic mask on its largest face (None when no face is found).
+    """`image` with a synthetic mask on its main face (None when no face is found).
 
     The mask is drawn on the aligned crop with the face's mesh, at about the
     photo's own resolution, and only the pixels it changed are warped back

@@ -73,7 +73,7 @@ def _label(draw: ImageDraw.ImageDraw, text: str, xy: tuple[int, int], colour, si
 def annotate(image: np.ndarray, result: dict, gallery: Gallery | None = None, height: int = 480,
              panel: bool = True) -> np.ndarray:
     """RGB picture: the query with each face boxed and labelled, and beside it the enrolled face of the
-    largest face's best match, with name, cosine score and threshold. `panel=False` leaves that out, so
+    main face's best match, with name, cosine score and threshold. `panel=False` leaves that out, so
     the picture's size does not depend on the faces (video frames)."""
     scale = height / image.shape[0]
     query = Image.fromarray(cv2.resize(image, (max(1, round(image.shape[1] * scale)), height),

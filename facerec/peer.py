@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from facerec.detect import prominence
+
 
 class PeerUnavailable(RuntimeError):
     pass
@@ -32,12 +34,13 @@ class DlibPeer:
         self._net = dlib.face_recognition_model_v1(frm.face_recognition_model_location())
 
     def detect(self, image: np.ndarray) -> list[np.ndarray]:
-        """HOG detections (upsampled once, as face_recognition does) as [x, y, w, h], largest first."""
-        rects = sorted(self._hog(image, 1), key=lambda r: r.area(), reverse=True)
-        return [np.array([r.left(), r.top(), r.width(), r.height()], np.float32) for r in rects]
+        """HOG detections (upsampled once, as face_recognition does) as [x, y, w, h], the main face first
+        (the same `prominence` order as ours)."""
+        boxes = [np.array([r.left(), r.top(), r.width(), r.height()], np.float32) for r in self._hog(image, 1)]
+        return sorted(boxes, key=lambda b: prominence(b, image.shape), reverse=True)
 
     def embed_photo(self, image: np.ndarray, box: np.ndarray | None = None) -> np.ndarray | None:
-        """L2-normalised descriptor of the face in `box` (or of the largest HOG face); None if no face."""
+        """L2-normalised descriptor of the face in `box` (or of the main HOG face); None if no face."""
         if box is None:
             boxes = self.detect(image)
             if not boxes:

@@ -6,8 +6,9 @@
     rec.identify("masked.jpg")              # dict in the `facerec-match --json` format
 
 The model and detector load on first use, never at import.
-Several faces in a photo: `identify` matches each (largest first); enrolment uses the
-largest and notes that the others were ignored. Faces under MIN_FACE_PX are skipped.
+Several faces in a photo: `identify` matches each (main face first: see
+`facerec.detect.prominence`); enrolment uses the main face and notes that the others
+were ignored. Faces under MIN_FACE_PX are skipped.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class EnrollReport:
     photos: int = 0
     templates: int = 0
     problems: list[dict] = field(default_factory=list)  # {"path", "reason"}: photos that added nothing
-    notes: list[str] = field(default_factory=list)  # photos of several faces, largest enrolled (the CLI counts them)
+    notes: list[str] = field(default_factory=list)  # photos of several faces, main face enrolled (the CLI counts them)
 
 
 class Recognizer:
@@ -120,7 +121,7 @@ class Recognizer:
     # ------------------------------------------------------------ faces
 
     def faces(self, image: np.ndarray):
-        """Aligned faces large enough to recognise (largest first), and the number too small."""
+        """Aligned faces large enough to recognise (main face first), and the number too small."""
         from facerec.align import aligned_faces
 
         found = self.detector.detect(image)
@@ -142,7 +143,7 @@ class Recognizer:
     # ------------------------------------------------------------ enrolment
 
     def enroll(self, name: str, photos: list[str | os.PathLike]) -> EnrollReport:
-        """Add templates of `name` from each photo's largest face (others are ignored, and noted).
+        """Add templates of `name` from each photo's main face (others are ignored, and noted).
 
         An existing name gets more templates; the gallery is created if needed. Raises ValueError
         for an unacceptable name; unusable photos are listed in the report's `problems`.
@@ -199,7 +200,7 @@ class Recognizer:
             report.problems.append({"path": str(photo), "reason": reason})
             return None
         if len(faces) + small > 1:
-            report.notes.append(f"{photo}: {len(faces) + small} faces found; enrolled the largest, ignored the others")
+            report.notes.append(f"{photo}: {len(faces) + small} faces found; enrolled the main face, ignored the others")
         af = faces[0]
         crops, kinds = self._templates(af.crop, af.mesh, str(photo))
         thumb = b""

@@ -47,8 +47,22 @@ def test_whole_photos_and_several_faces(detector, data_dir):
     assert all(detector.detect(im) for im in images)
     a, b = (np.asarray(Image.fromarray(im).resize((200, 240))) for im in images[:2])
     pair = np.hstack([a, np.zeros((240, 120, 3), np.uint8), b])
-    faces = detector.detect(pair)
-    assert len(faces) == 2 and faces[0].area >= faces[1].area
+    assert len(detector.detect(pair)) == 2
+
+
+def test_the_centred_face_comes_before_a_larger_one_at_the_edge(detector, data_dir):
+    """The main face is the subject in the middle, not a bigger bystander cut by the photo's edge."""
+    photos = sorted((data_dir / "five_celebrity" / "val").glob("*/*.jpg"))[:2]
+    big, small = (load_image(p) for p in photos)
+    canvas = np.full((420, 900, 3), 90, np.uint8)
+    canvas[:, :350] = np.asarray(Image.fromarray(big).resize((350, 420)))
+    canvas[90:330, 350:550] = np.asarray(Image.fromarray(small).resize((200, 240)))
+    faces = detector.detect(canvas)
+    assert len(faces) == 2
+    centres = [f.box[0] + f.box[2] / 2 for f in faces]
+    areas = [f.box[2] * f.box[3] for f in faces]
+    assert 350 < centres[0] < 550 and centres[1] < 350  # the centred face first ...
+    assert areas[0] < areas[1]  # ... although the one at the edge is larger
 
 
 def test_rotated_and_grayscale(detector, lfw_photo, tmp_path):

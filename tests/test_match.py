@@ -220,12 +220,12 @@ def test_notes_are_one_line_per_kind_unless_verbose(capsys):
     def told(**kw):
         notes = Notes("facerec-x", **kw)
         for i in range(3):
-            notes.add("photos had several faces; the largest was used", f"p{i}.jpg: 2 faces found")
+            notes.add("photos had several faces; the main face was used", f"p{i}.jpg: 2 faces found")
         notes.add("photos had no face", "wall.jpg: no face found")
         notes.echo()
         return capsys.readouterr().err.splitlines()
 
-    assert told() == ["facerec-x: note: 3 photos had several faces; the largest was used — --verbose lists them",
+    assert told() == ["facerec-x: note: 3 photos had several faces; the main face was used — --verbose lists them",
                       "facerec-x: note: wall.jpg: no face found"]  # a single note is told as it is
     assert len(told(verbose=True)) == 4 and told(quiet=True) == []
 
@@ -243,9 +243,9 @@ def test_batch_output_in_a_log_has_no_progress_bar_and_one_note_line(env, celeb_
     r = run(gallery_cli, ["build", str(tree), "--mask-templates", "0"])
     assert r.exit_code == 0 and "\r" not in r.output and "photo/s" not in r.output  # CliRunner: not a terminal
     notes = [line for line in r.stderr.splitlines() if "note:" in line]
-    assert notes == ["facerec-gallery: note: 2 photos had several faces; the largest was used — --verbose lists them"]
+    assert notes == ["facerec-gallery: note: 2 photos had several faces; the main face was used — --verbose lists them"]
     r = run(gallery_cli, ["build", str(tree), "--mask-templates", "0", "--force", "--verbose"])
-    assert sum("2 faces found; enrolled the largest" in line for line in r.stderr.splitlines()) == 2
+    assert sum("2 faces found; enrolled the main face" in line for line in r.stderr.splitlines()) == 2
 
 
 def test_match_index_ann_agrees_with_exact_and_caches_beside_the_gallery(env, celeb_dir, lfw_photo):

@@ -48,7 +48,7 @@ def _report(reports, as_json: bool, failure: str, notes: Notes) -> None:
                    f"{sum(r.templates for r in reports)} templates added")
     for r in reports:
         for n in r.notes:
-            notes.add("photos had several faces; the largest was used", n)
+            notes.add("photos had several faces; the main face was used", n)
     notes.echo()
     for p in problems:
         click.echo(f"{PROG}: {failure}: {_one_line(p['path'])}: {p['reason']}", err=True)

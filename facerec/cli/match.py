@@ -121,8 +121,8 @@ def _note(notes: Notes, result: dict) -> None:
     elif not n:
         notes.add("photos had no face", f"{photo}: no face found")
     if n > 1:
-        notes.add("photos had several faces; each was matched, largest first",
-                  f"{photo}: {n} faces; each is matched, largest first")
+        notes.add("photos had several faces; each was matched, main face first",
+                  f"{photo}: {n} faces; each is matched, main face first")
 
 
 def _video(video, camera, every, as_json, out, show, top_k, threshold, aggregate, index, model, gallery) -> None:
