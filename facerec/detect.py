@@ -11,7 +11,7 @@ masked crops that black padding misses) before giving up.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -71,9 +71,12 @@ class FaceDetector:
                 if faces:
                     break
                 faces = self._detect(image, model, pad, grey)
+            # The mesh (the costly part) runs once per kept face, not on the duplicates merged away.
+            faces = [self._refine(image, f) for f in faces]
         return sorted(faces, key=lambda f: prominence(f.box, image.shape), reverse=True)
 
     def _detect(self, image: np.ndarray, model: int, pad: float, grey: int) -> list[Face]:
+        """One model's faces on the photo (padded by `pad`), with the detector's keypoints; no mesh yet."""
         h, w = image.shape[:2]
         p = int(round(pad * max(h, w)))
         src = cv2.copyMakeBorder(image, p, p, p, p, cv2.BORDER_CONSTANT, value=(grey,) * 3) if p else image
@@ -85,10 +88,13 @@ class FaceDetector:
             sh, sw = src.shape[:2]
             box = np.array([rb.xmin * sw - p, rb.ymin * sh - p, rb.width * sw, rb.height * sh], np.float32)
             kp = np.array([[k.x * sw - p, k.y * sh - p] for k in loc.relative_keypoints], np.float32)
-            mesh = self._mesh_for(image, box)
-            keypoints = _keypoints_from_mesh(mesh) if mesh is not None else _keypoints_from_detector(kp)
-            faces.append(Face(box=box, score=float(det.score[0]), keypoints=keypoints, mesh=mesh))
+            faces.append(Face(box=box, score=float(det.score[0]), keypoints=_keypoints_from_detector(kp)))
         return faces
+
+    def _refine(self, image: np.ndarray, face: Face) -> Face:
+        """The mesh's irises, nose tip and mouth corners replace the detector's keypoints where it fits."""
+        mesh = self._mesh_for(image, face.box)
+        return face if mesh is None else replace(face, keypoints=_keypoints_from_mesh(mesh), mesh=mesh)
 
     def _mesh_for(self, image: np.ndarray, box: np.ndarray) -> np.ndarray | None:
         """Run the face mesh on a square crop around `box`; points back in photo pixels."""

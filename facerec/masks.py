@@ -69,8 +69,8 @@ def misalign(face: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """`face` (a masked crop aligned from its unmasked photo) warped by one of the alignment errors
     MediaPipe was measured to make on masked photos (scripts/mask_misalignment.py): the crop
     inference would make of the same photo once masked."""
-    S = face.shape[0]
-    M = _misalignments()[rng.integers(len(_misalignments()))].copy()
+    S, rows = face.shape[0], _misalignments()
+    M = rows[rng.integers(len(rows))].copy()
     M[:, 2] *= S / 112.0
     return cv2.warpAffine(face, M, (S, S), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
