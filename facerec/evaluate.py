@@ -22,7 +22,8 @@ import numpy as np
 
 from facerec.embedders import EmbedderSpec, PhotoEmbedder, scores as pair_scores, similarity_matrix
 from facerec.images import BadInput, load_image
-from facerec.metrics import auc, best_threshold, eer, kfold_accuracy, roc, tar_at_far, threshold_at_far
+from facerec.metrics import (auc, best_threshold, eer, kfold_accuracy, open_set_threshold, roc, tar_at_far,
+                             threshold_at_far)
 
 FARS = (1e-2, 1e-3)
 INTERLEAVED_FOLDS = 10
@@ -365,7 +366,8 @@ def calibrate(pairs_file: str | os.PathLike, images: str | os.PathLike, spec: Em
     """The lowest threshold whose false accept rate on the scored pairs is at most `far`.
 
     Failed pairs cannot inform a threshold, so it is picked on the scored ones (they are reported).
-    For a "model" embedder the threshold is written into its model card.
+    For a "model" embedder it is written into its model card as the 1:1 `verify_threshold` (what
+    facerec-verify uses); the gallery threshold ("threshold") is calibrate_open_set's.
     """
     if not 0 < far < 1:
         raise EvalError(f"--far must be between 0 and 1, not {far}")
@@ -389,8 +391,10 @@ def calibrate(pairs_file: str | os.PathLike, images: str | os.PathLike, spec: Em
         "far": float(np.mean(s[~y] >= threshold)),
         "failed": v.summary["failed"],
     }
-    if spec.name == "model":
-        result["card"] = str(write_threshold(spec.model_path, result))
+    if spec.name == "model":  # the 1:1 threshold (facerec-verify); the open-set one is calibrate-gallery's
+        verify_card = {"threshold": threshold, "far": far, "pairs": result["threshold_pairs"],
+                       "tar_there": result["tar"], "far_there": result["far"]}
+        result["card"] = str(write_threshold(spec.model_path, {"verify_threshold": verify_card}))
     return result
 
 
@@ -402,10 +406,11 @@ def write_threshold(model_path: str | os.PathLike | None, calibration: dict) -> 
     root = root.parent if root.name == "saved_model" else root
     card_path = root / CARD_FILE
     card = json.loads(card_path.read_text())
-    for stale in ("threshold_pairs", "threshold_open_set", "threshold_source"):
-        card.pop(stale, None)
-    card.update({k: calibration[k] for k in ("threshold", "threshold_far", "threshold_pairs", "threshold_open_set")
-                 if k in calibration})
+    if "threshold" in calibration:
+        for stale in ("threshold_pairs", "threshold_open_set", "threshold_source"):
+            card.pop(stale, None)
+    card.update({k: calibration[k] for k in ("threshold", "threshold_far", "threshold_pairs", "threshold_open_set",
+                                             "verify_threshold") if k in calibration})
     tmp = card_path.with_suffix(".json.tmp")
     with open(tmp, "w") as fh:
         fh.write(json.dumps(card, indent=2) + "\n")
@@ -465,10 +470,7 @@ def calibrate_open_set(people_file: str | os.PathLike, images: str | os.PathLike
     if not len(s_scores):
         raise EvalError(f"{people_file}: no face found in any stranger's photo; nothing to calibrate on")
     g_found = [(n, f) for (n, _), f in zip(genuine, found[len(strangers):])]
-    # Just above the (k+1)-th best stranger, k = the strangers `far` allows; scores are compared as
-    # printed (4 decimals): accept when score >= threshold.
-    k = int(np.floor(far * len(s_scores)))
-    threshold = round(float(np.sort(s_scores)[::-1][k]) + 1e-4, 4)
+    threshold = open_set_threshold(s_scores, far)
     accepted = int(np.sum(s_scores >= threshold))
     correct = sum(f is not None and f[0] == n and f[1] >= threshold for n, f in g_found)
     rank1 = sum(f is not None and f[0] == n for n, f in g_found)

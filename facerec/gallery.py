@@ -3,8 +3,10 @@
 Schema (plain h5py can read it; see docs/gallery.md and docs/search.md):
   embeddings [N, D] float16   identities [N] utf-8   template_kind [N] utf-8 ("photo" | "synthetic-mask:<style>")
   source [N] utf-8            thumbnails [N] vlen uint8 (JPEG of the aligned face; empty for synthetic rows)
+  photo_sha256 [N] utf-8 (the enrolled file's content hash; optional: files before it load with "")
   attrs: schema_version (2; version 1, float32 embeddings, still loads), model_fingerprint,
-  embedding_dim, facerec_version
+  embedding_dim, facerec_version; optional `threshold` with threshold_far, threshold_strangers and
+  threshold_people (the gallery's own open-set threshold: `facerec-gallery calibrate`)
 Templates are held, stored and scanned as float16: an exact scan is bound by the bytes it reads,
 and RMFRD/LFW rank-1 measured unchanged by the rounding (docs/search.md). Rows of one identity are
 kept contiguous (in enrolment order), so search scores them as a slice, without copying.
@@ -89,7 +91,10 @@ class Gallery:
     template_kind: np.ndarray = None
     source: np.ndarray = None
     thumbnails: list = field(default_factory=list)  # N bytes objects (b"" = none)
+    photo_sha256: np.ndarray = None  # [N] object (str; "" = unknown: enrolled before hashes were kept)
     path: Path | None = None  # the file it was loaded from: the ANN index is cached beside it
+    # The gallery's own threshold: {"threshold", "far", "strangers", "people"} (None: not calibrated).
+    calibration: dict | None = None
 
     def __post_init__(self):
         if self.embeddings is None:
@@ -97,6 +102,8 @@ class Gallery:
             self.identities = np.array([], object)
             self.template_kind = np.array([], object)
             self.source = np.array([], object)
+        if self.photo_sha256 is None:
+            self.photo_sha256 = np.full(len(self.identities), "", object)
         self.embeddings = np.ascontiguousarray(self.embeddings, TEMPLATE_DTYPE)
         self._index = self._ann = None
 
@@ -126,14 +133,19 @@ class Gallery:
                     template_kind=f["template_kind"].asstr()[:].astype(object),
                     source=f["source"].asstr()[:].astype(object),
                     thumbnails=[bytes(t) for t in f["thumbnails"][:]],
+                    photo_sha256=(f["photo_sha256"].asstr()[:].astype(object) if "photo_sha256" in f else None),
                     path=path,
+                    calibration=_read_calibration(f.attrs),
                 )
         except GalleryError:
             raise
-        except (OSError, KeyError, ValueError, TypeError) as e:
+        # HDF5 reports some damage as RuntimeError, and a mangled object as something else than a
+        # dataset (AttributeError): found by tests/test_fuzz.py.
+        except (OSError, KeyError, ValueError, TypeError, RuntimeError, AttributeError) as e:
             raise GalleryError(path, f"corrupt or not a gallery file ({str(e).splitlines()[0][:100]})") from None
         n = len(g.identities)
-        if g.embeddings.shape != (n, g.embedding_dim) or not (len(g.template_kind) == len(g.source) == len(g.thumbnails) == n):
+        if g.embeddings.shape != (n, g.embedding_dim) or not (
+                len(g.template_kind) == len(g.source) == len(g.thumbnails) == len(g.photo_sha256) == n):
             raise GalleryError(path, "corrupt gallery (datasets disagree in length)")
         return g
 
@@ -152,10 +164,13 @@ class Gallery:
                 f.attrs["model_fingerprint"] = self.model_fingerprint
                 f.attrs["embedding_dim"] = self.embedding_dim
                 f.attrs["facerec_version"] = __version__
+                for key, value in (self.calibration or {}).items():
+                    f.attrs[_CALIBRATION_KEYS[key]] = value
                 f.create_dataset("embeddings", data=self.embeddings.reshape(-1, self.embedding_dim))
                 f.create_dataset("identities", data=self.identities.astype(object), dtype=_STR)
                 f.create_dataset("template_kind", data=self.template_kind.astype(object), dtype=_STR)
                 f.create_dataset("source", data=self.source.astype(object), dtype=_STR)
+                f.create_dataset("photo_sha256", data=self.photo_sha256.astype(object), dtype=_STR)
                 thumbs = np.empty(len(self.thumbnails), object)
                 for i, t in enumerate(self.thumbnails):
                     thumbs[i] = np.frombuffer(t, np.uint8)
@@ -175,8 +190,10 @@ class Gallery:
             raise GalleryError(path, f"made with another model (gallery model {self.model_fingerprint[:12]}, "
                                      f"this model {fingerprint[:12]}): rebuild it with this model or pass the other one")
 
-    def add(self, identity: str, embeddings: np.ndarray, kinds: list[str], sources: list[str], thumbnails: list[bytes]) -> None:
-        """Append templates of `identity` right after its existing ones (rows stay grouped by identity)."""
+    def add(self, identity: str, embeddings: np.ndarray, kinds: list[str], sources: list[str], thumbnails: list[bytes],
+            photo_sha256: str = "") -> None:
+        """Append templates of `identity` right after its existing ones (rows stay grouped by identity);
+        `photo_sha256` is the content hash of the photo they all come from."""
         identity = validate_name(identity)
         e = np.asarray(embeddings, TEMPLATE_DTYPE).reshape(-1, self.embedding_dim)
         n = len(e)
@@ -194,6 +211,7 @@ class Gallery:
         self.identities = put(self.identities, [identity] * n)
         self.template_kind = put(self.template_kind, kinds)
         self.source = put(self.source, sources)
+        self.photo_sha256 = put(self.photo_sha256, [photo_sha256] * n)
         self.thumbnails = self.thumbnails[:at] + list(thumbnails) + self.thumbnails[at:]
         self._index = self._ann = None
 
@@ -203,6 +221,7 @@ class Gallery:
         removed = int((~keep).sum())
         self.embeddings, self.identities = self.embeddings[keep], self.identities[keep]
         self.template_kind, self.source = self.template_kind[keep], self.source[keep]
+        self.photo_sha256 = self.photo_sha256[keep]
         self.thumbnails = [t for t, k in zip(self.thumbnails, keep) if k]
         self._index = self._ann = None
         return removed
@@ -215,6 +234,15 @@ class Gallery:
             d["templates"] += 1
             d["photos"] += kind == "photo"
         return dict(sorted(out.items()))
+
+    def enrolled_photo(self, identity: str, sha256: str) -> str | None:
+        """The source of `identity`'s templates from a photo with content hash `sha256`, if any."""
+        rows = np.flatnonzero((self.identities == identity) & (self.photo_sha256 == sha256)) if sha256 else []
+        return str(self.source[rows[0]]) if len(rows) else None
+
+    def people_of_photo(self, sha256: str) -> set[str]:
+        """Who is enrolled from a photo with content hash `sha256` (not a stranger's, then)."""
+        return set(self.identities[self.photo_sha256 == sha256]) if sha256 else set()
 
     def thumbnail(self, identity: str) -> bytes | None:
         """JPEG of the first enrolled photo of `identity` that has one."""
@@ -316,6 +344,21 @@ def _aggregate(sims: np.ndarray, local: np.ndarray, sizes: np.ndarray, aggregate
     second = np.maximum.reduceat(np.where(is_best, -np.inf, sims), local, axis=1)
     second = np.where((ties > 1) | (sizes == 1), best, second)  # tied best, or a single template
     return (best + second) / 2
+
+
+# Gallery.calibration key -> HDF5 attribute.
+_CALIBRATION_KEYS = {"threshold": "threshold", "far": "threshold_far", "strangers": "threshold_strangers",
+                     "people": "threshold_people"}
+
+
+def _read_calibration(attrs) -> dict | None:
+    """The stored threshold and how it was chosen (None when the gallery was never calibrated)."""
+    if "threshold" not in attrs:
+        return None
+    out = {key: attrs[name].item() for key, name in _CALIBRATION_KEYS.items() if name in attrs}
+    if not isinstance(out["threshold"], float) or not -1.0 <= out["threshold"] <= 1.01:
+        raise ValueError(f"threshold attribute is not a cosine: {out['threshold']!r}")
+    return out
 
 
 def _read_templates(dataset: h5py.Dataset) -> np.ndarray:

@@ -34,17 +34,18 @@ def is_image_path(path: str | os.PathLike) -> bool:
 
 def load_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Read `path` as an upright RGB uint8 array of shape [H, W, 3]."""
-    return decode_image(_read(path), path, max_pixels)
+    return decode_image(read_bytes(path), path, max_pixels)
 
 
 def check_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> None:
     """Raise the BadInput that `load_image` would for a missing, empty, non-image, truncated or too
     large file, from its header and end alone: cheap enough to vet every input before a model loads.
     (Corrupt pixel data is only found by decoding.)"""
-    _opened(_read(path), path, max_pixels)
+    _opened(read_bytes(path), path, max_pixels)
 
 
-def _read(path: str | os.PathLike) -> bytes:
+def read_bytes(path: str | os.PathLike) -> bytes:
+    """The file's bytes, or the BadInput `load_image` gives for a missing, folder or unreadable path."""
     p = Path(path)
     if not p.exists():
         raise BadInput(path, "no such file")
@@ -61,8 +62,9 @@ def _opened(data: bytes, path: str | os.PathLike, max_pixels: int) -> Image.Imag
     if not data:
         raise BadInput(path, "empty file (0 bytes)")
     with warnings.catch_warnings():
-        # PIL's own bomb check warns then errors at other limits; ours comes first.
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        # PIL's own bomb check warns then errors at other limits; ours comes first. Its notes on corrupt
+        # EXIF or TIFF tags would be multi-line noise on a CLI's stderr: the image decodes or is refused.
+        warnings.simplefilter("ignore")
         try:
             img = Image.open(io.BytesIO(data))
         except Image.DecompressionBombError:
@@ -82,13 +84,12 @@ def decode_image(data: bytes, path: str | os.PathLike = "<bytes>", max_pixels: i
     """Decode encoded image bytes (see `load_image`)."""
     img = _opened(data, path, max_pixels)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        warnings.simplefilter("ignore")
         try:
             img.load()
-            img = ImageOps.exif_transpose(img)
+            return _to_rgb8(ImageOps.exif_transpose(img))
         except Exception as e:
             raise BadInput(path, f"corrupt image data ({_short(e)})") from None
-    return _to_rgb8(img)
 
 
 def _to_rgb8(img: Image.Image) -> np.ndarray:

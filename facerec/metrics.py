@@ -55,6 +55,15 @@ def threshold_at_far(scores: np.ndarray, same: np.ndarray, target: float) -> flo
     return float(thr[ok[-1]])
 
 
+def open_set_threshold(stranger_scores: np.ndarray, far: float) -> float:
+    """The lowest threshold accepting at most `far` of strangers (their best gallery scores): just
+    above the (k+1)-th best, k = the strangers `far` allows, at 4 decimals, as scores are printed
+    and compared (accept when score >= threshold). Fewer than 1/far strangers: above the best one."""
+    s = np.sort(np.asarray(stranger_scores, np.float64))[::-1]
+    k = int(np.floor(far * len(s)))
+    return round(float(s[min(k, len(s) - 1)]) + 1e-4, 4)
+
+
 def best_threshold(scores: np.ndarray, same: np.ndarray) -> tuple[float, float]:
     """(threshold, accuracy) maximising accuracy; the threshold sits midway between neighbouring scores."""
     scores = np.asarray(scores, np.float64)

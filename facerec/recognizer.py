@@ -4,11 +4,14 @@
     rec = Recognizer()                      # shipped model, default gallery
     rec.enroll("Ada Lovelace", ["ada.jpg"])
     rec.identify("masked.jpg")              # dict in the `facerec-match --json` format
+    rec.verify("a.jpg", "b.jpg")            # 1:1: {"same": bool, "score", "threshold", ...}
+    rec.embed("a.jpg")                      # per face: box, masked, the embedding the gallery would store
 
 The model and detector load on first use, never at import.
-Several faces in a photo: `identify` matches each (main face first: see
-`facerec.detect.prominence`); enrolment uses the main face and notes that the others
-were ignored. Faces under MIN_FACE_PX are skipped.
+Several faces in a photo: `identify` matches each and `embed` embeds each (main face first: see
+`facerec.detect.prominence`); enrolment and `verify` use the main face and note that the others
+were ignored. Faces under MIN_FACE_PX are skipped. A photo already enrolled under a name (same
+file content) is not enrolled again.
 """
 
 from __future__ import annotations
@@ -23,9 +26,9 @@ import cv2
 import numpy as np
 
 from facerec.gallery import INDEXES, Gallery, default_gallery_path, editing, validate_name
-from facerec.images import BadInput, load_image
+from facerec.images import BadInput, decode_image, read_bytes
 
-# Used only when the model card carries no calibrated threshold (the CLI warns that it is uncalibrated).
+# Used only when neither the gallery nor the model card carries a calibrated threshold (the CLIs warn).
 FALLBACK_THRESHOLD = 0.5
 # Faces whose detected box has a side under this many photo pixels are skipped: too little to recognise.
 MIN_FACE_PX = 20
@@ -42,6 +45,7 @@ class EnrollReport:
     templates: int = 0
     problems: list[dict] = field(default_factory=list)  # {"path", "reason"}: photos that added nothing
     notes: list[str] = field(default_factory=list)  # photos of several faces, main face enrolled (the CLI counts them)
+    already: list[str] = field(default_factory=list)  # photos skipped: the same file is enrolled under this name
 
 
 class Recognizer:
@@ -95,15 +99,35 @@ class Recognizer:
     @property
     def calibrated(self) -> bool:
         """False when the threshold is the uncalibrated fallback."""
-        return self._threshold is not None or self.embedder.threshold is not None
+        return self.threshold_source != "fallback"
 
     @property
     def threshold(self) -> float:
-        """`threshold=` if given, else the model card's calibrated one, else FALLBACK_THRESHOLD."""
+        """The open-set threshold identification accepts a match at (see `threshold_source`)."""
+        return self._open_set_threshold()[0]
+
+    @property
+    def threshold_source(self) -> str:
+        """Where `threshold` comes from, first found: "flag" (`threshold=`), "gallery" (`facerec-gallery
+        calibrate`), "model" (the card's, from `facerec-eval calibrate-gallery`), else "fallback"."""
+        return self._open_set_threshold()[1]
+
+    def _open_set_threshold(self) -> tuple[float, str]:
         if self._threshold is not None:
-            return float(self._threshold)
+            return float(self._threshold), "flag"
+        calibration = self.gallery().calibration
+        if calibration:
+            return float(calibration["threshold"]), "gallery"
         t = self.embedder.threshold
-        return float(t) if t is not None else FALLBACK_THRESHOLD
+        return (float(t), "model") if t is not None else (FALLBACK_THRESHOLD, "fallback")
+
+    def pair_threshold(self) -> tuple[float, str, float | None]:
+        """(threshold, source, per-pair FAR) of 1:1 verification: the card's `verify_threshold`
+        (`facerec-eval calibrate`), else FALLBACK_THRESHOLD with source "fallback" and FAR None."""
+        calibration = self.embedder.card.get("verify_threshold")
+        if isinstance(calibration, dict) and isinstance(calibration.get("threshold"), (int, float)):
+            return float(calibration["threshold"]), "model", calibration.get("far")
+        return FALLBACK_THRESHOLD, "fallback", None
 
     def gallery(self) -> Gallery:
         """The gallery file, re-read when it changed on disk; refuses a gallery of another model."""
@@ -128,12 +152,13 @@ class Recognizer:
         big = [f for f in found if min(f.box[2], f.box[3]) >= MIN_FACE_PX]
         return aligned_faces(image, big, self.embedder.input_size), len(found) - len(big)
 
-    def _templates(self, crop: np.ndarray, mesh: np.ndarray | None, source: str) -> tuple[np.ndarray, list[str]]:
-        """The photo's crop and its synthetic-masked copies (seeded by the source path: reproducible)."""
+    def _templates(self, crop: np.ndarray, mesh: np.ndarray | None, sha256: str) -> tuple[np.ndarray, list[str]]:
+        """The photo's crop and its synthetic-masked copies, seeded by the photo's content hash (its
+        `content_hash`): the same photo gives the same templates whatever its path."""
         from facerec.masks import apply_mask
 
         crops, kinds = [crop], ["photo"]
-        seed = int.from_bytes(hashlib.sha256(source.encode()).digest()[:8], "little")
+        seed = int(sha256[:16], 16)
         for i in range(self.mask_templates):
             style = MASK_TEMPLATE_STYLES[i % len(MASK_TEMPLATE_STYLES)]
             crops.append(apply_mask(crop, mesh, style=style, seed=seed + i))
@@ -160,6 +185,8 @@ class Recognizer:
         """
         emb = self.embedder
         reports, rows = [], []
+        before = Gallery.load(self.gallery_path) if not new_gallery and self.gallery_path.is_file() else None
+        seen: set[tuple[str, str]] = set()  # (name, content hash) enrolled by this call
         for name, photos in people.items():
             try:
                 report = EnrollReport(validate_name(name))
@@ -171,11 +198,11 @@ class Recognizer:
                         progress()
                 continue
             for photo in photos:
-                found = self._enroll_photo(photo, report)
+                found = self._enroll_photo(photo, report, before, seen)
                 if found is not None:
-                    crops, kinds, thumb = found
+                    crops, kinds, thumb, sha = found
                     vectors = emb.embed(crops)  # now, so only vectors (not crops) wait for the write
-                    rows.append((report.name, vectors, kinds, str(photo), thumb))
+                    rows.append((report.name, vectors, kinds, str(photo), thumb, sha))
                     report.photos += 1
                     report.templates += len(vectors)
                 if progress:
@@ -183,14 +210,22 @@ class Recognizer:
             reports.append(report)
         if rows:
             with editing(self.gallery_path, emb.fingerprint, emb.dim, new=new_gallery) as g:
-                for name, vectors, kinds, source, thumb in rows:
-                    g.add(name, vectors, kinds, [source] * len(kinds), [thumb] + [b""] * (len(kinds) - 1))
+                for name, vectors, kinds, source, thumb, sha in rows:
+                    g.add(name, vectors, kinds, [source] * len(kinds), [thumb] + [b""] * (len(kinds) - 1), sha)
         self._gallery = None
         return reports
 
-    def _enroll_photo(self, photo, report: EnrollReport):
+    def _enroll_photo(self, photo, report: EnrollReport, before: Gallery | None, seen: set[tuple[str, str]]):
+        """(crops, kinds, thumbnail, content hash) of the photo's templates; None when it adds nothing."""
         try:
-            image = load_image(photo)
+            data = read_bytes(photo)
+            sha = content_hash(data)
+            enrolled = before.enrolled_photo(report.name, sha) if before is not None else None
+            if enrolled is not None or (report.name, sha) in seen:
+                same = f" (same content as {enrolled})" if enrolled not in (None, str(photo)) else ""
+                report.already.append(f"{photo}: already enrolled under {report.name}{same}; skipped")
+                return None
+            image = decode_image(data, photo)
         except BadInput as e:
             report.problems.append({"path": str(photo), "reason": e.reason})
             return None
@@ -202,12 +237,13 @@ class Recognizer:
         if len(faces) + small > 1:
             report.notes.append(f"{photo}: {len(faces) + small} faces found; enrolled the main face, ignored the others")
         af = faces[0]
-        crops, kinds = self._templates(af.crop, af.mesh, str(photo))
+        crops, kinds = self._templates(af.crop, af.mesh, sha)
         thumb = b""
         if self.thumbnails:
             ok, jpg = cv2.imencode(".jpg", cv2.cvtColor(af.crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
             thumb = jpg.tobytes() if ok else b""
-        return crops, kinds, thumb
+        seen.add((report.name, sha))
+        return crops, kinds, thumb, sha
 
     def remove(self, name: str) -> int:
         """Delete every template of `name` (no model needed); returns how many there were."""
@@ -220,23 +256,81 @@ class Recognizer:
         """name → {"templates": n, "photos": n} (no model needed)."""
         return Gallery.load(self.gallery_path).people()
 
+    def calibrate(self, strangers: list[str | os.PathLike], far: float = 0.01,
+                  progress: Callable[[], None] | None = None) -> dict:
+        """Pick and store this gallery's own open-set threshold: the lowest that accepts at most `far`
+        of the strangers' main faces (photos of people not in the gallery) as someone in it.
+
+        A small gallery accepts fewer strangers than the model card's threshold (calibrated on a
+        1,000-person gallery) allows for, so it can use a lower one and accept more of its people.
+        A photo whose content is enrolled is no stranger's and is skipped. Returns what was stored
+        and measured; the gallery's templates are unchanged.
+        """
+        from facerec.gallery import GalleryError
+        from facerec.metrics import open_set_threshold
+
+        if not 0 < far < 1:
+            raise ValueError(f"--far must be between 0 and 1, not {far}")
+        g = self.gallery()
+        if not len(g):
+            raise GalleryError(self.gallery_path, "empty gallery: enrol people before calibrating it")
+        scores, problems, enrolled_photos = [], [], []
+        for photo in strangers:
+            try:
+                data = read_bytes(photo)
+                enrolled = g.people_of_photo(content_hash(data))
+                if enrolled:
+                    enrolled_photos.append(f"{photo}: enrolled as {', '.join(sorted(enrolled))}; not a stranger, skipped")
+                    continue
+                faces, small = self.faces(decode_image(data, photo))
+            except BadInput as e:
+                problems.append({"path": str(photo), "reason": e.reason})
+                continue
+            finally:
+                if progress:
+                    progress()
+            if not faces:
+                reason = f"face too small (under {MIN_FACE_PX} px)" if small else "no face found"
+                problems.append({"path": str(photo), "reason": reason})
+                continue
+            matches = g.search(self.embedder.embed(faces[0].crop[None]), 1, self.aggregate, self.index)[0]
+            scores.append(round(matches[0][1], 4))
+        if not scores:
+            raise ValueError(f"no stranger's face found in {len(strangers)} photo(s); gallery unchanged")
+        s = np.array(scores)
+        threshold = open_set_threshold(s, far)
+        calibration = {"threshold": threshold, "far": far, "strangers": len(s), "people": len(g.people())}
+        with editing(self.gallery_path, self.embedder.fingerprint) as stored:
+            stored.calibration = calibration
+        self._gallery = None
+        return {**calibration, "false_accepts": int((s >= threshold).sum()), "far_there": float(np.mean(s >= threshold)),
+                "far_resolvable": len(s) * far >= 1, "model_threshold": self.embedder.threshold,
+                "model_threshold_far_there": None if self.embedder.threshold is None else
+                float(np.mean(s >= self.embedder.threshold)),
+                "failed": problems, "notes": enrolled_photos}
+
     # ------------------------------------------------------------ identification
 
     def identify(self, photo: str | os.PathLike | np.ndarray, top_k: int = 5) -> dict:
         """Match every face of a photo (a path, or an RGB uint8 array) against the gallery.
 
         Returns the `facerec-match --json` object; raises BadInput for an unreadable file and
-        GalleryError for a missing, corrupt or other-model gallery.
+        GalleryError for a missing, corrupt or other-model gallery (the CLI turns a bad photo into
+        an `error` entry instead).
         """
-        is_array = isinstance(photo, np.ndarray)
-        image = photo if is_array else load_image(photo)
+        return self.identify_faces(photo, top_k)[0]
+
+    def identify_faces(self, photo: str | os.PathLike | np.ndarray, top_k: int = 5) -> tuple[dict, np.ndarray]:
+        """`identify`'s result and the faces' embeddings [F, D], in its order (video tracks compare them)."""
+        image = _image(photo)
         g = self.gallery()
         faces, small = self.faces(image)
-        out = {"image": "<array>" if is_array else str(photo), "threshold": self.threshold, "faces": []}
+        threshold, source = self._open_set_threshold()
+        out = {"image": _name(photo), "threshold": threshold, "threshold_source": source, "faces": []}
         if small:
             out["skipped_small_faces"] = small
         if not faces:
-            return out
+            return out, np.zeros((0, self.embedder.dim), np.float32)
         vecs = self.embedder.embed(np.stack([f.crop for f in faces]))
         for af, matches in zip(faces, g.search(vecs, top_k, self.aggregate, self.index)):
             name, score = matches[0] if matches else (None, -1.0)
@@ -244,8 +338,68 @@ class Recognizer:
             out["faces"].append({
                 "box": [round(float(v), 1) for v in af.face.box],
                 "masked": None,  # no mask classifier: we do not guess
-                "identity": name if score >= self.threshold else None,
+                "identity": name if score >= threshold else None,
                 "score": score,
                 "matches": [{"identity": n, "score": round(s, 4)} for n, s in matches],
             })
+        return out, vecs
+
+    # ------------------------------------------------------------ 1:1 and embeddings
+
+    def embed(self, photo: str | os.PathLike | np.ndarray) -> list[dict]:
+        """Per face (main face first): {"box", "masked", "embedding"}, the embedding an L2-normalised
+        float32 vector: what enrolling the photo would store as its "photo" template (as float16).
+        `masked` is None: there is no mask classifier yet. Raises BadInput for an unreadable file."""
+        faces, _ = self.faces(_image(photo))
+        if not faces:
+            return []
+        vecs = _unit(self.embedder.embed(np.stack([f.crop for f in faces])))
+        return [{"box": [round(float(v), 1) for v in af.face.box], "masked": None, "embedding": v}
+                for af, v in zip(faces, vecs)]
+
+    def verify(self, a: str | os.PathLike | np.ndarray, b: str | os.PathLike | np.ndarray,
+               threshold: float | None = None) -> dict:
+        """Are the main faces of photos `a` and `b` the same person? The `facerec-verify --json` object:
+        {"same", "score" (cosine), "threshold", "threshold_source" ("flag" | "model" | "fallback"),
+        "threshold_far" (per pair), "faces": [per photo {"image", "box", "masked", "faces_found"}]};
+        "same" and "score" are None, with a "reason", when a photo shows no face. No gallery is
+        needed. Raises BadInput for an unreadable file."""
+        t, source, far = (float(threshold), "flag", None) if threshold is not None else self.pair_threshold()
+        out = {"same": None, "score": None, "threshold": t, "threshold_source": source, "threshold_far": far,
+               "faces": []}
+        crops, missing = [], []
+        for photo in (a, b):
+            faces, small = self.faces(_image(photo))
+            side = {"image": _name(photo), "box": None, "masked": None, "faces_found": len(faces) + small}
+            if faces:
+                side["box"] = [round(float(v), 1) for v in faces[0].face.box]
+                crops.append(faces[0].crop)
+            else:
+                missing.append(f"{_name(photo)}: " + (f"face too small (under {MIN_FACE_PX} px)" if small else "no face found"))
+            out["faces"].append(side)
+        if missing:
+            out["reason"] = "; ".join(missing)
+            return out
+        va, vb = _unit(self.embedder.embed(np.stack(crops)))
+        score = round(float(np.clip(va @ vb, -1.0, 1.0)), 4)  # decided as printed, like identify
+        out.update(same=score >= t, score=score)
         return out
+
+
+def content_hash(data: bytes) -> str:
+    """SHA-256 (hex) of a photo file's bytes: what makes it "the same photo" for enrolment."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def _image(photo: str | os.PathLike | np.ndarray) -> np.ndarray:
+    return photo if isinstance(photo, np.ndarray) else decode_image(read_bytes(photo), photo)
+
+
+def _name(photo: str | os.PathLike | np.ndarray) -> str:
+    return "<array>" if isinstance(photo, np.ndarray) else str(photo)
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (the model's output already is, to float rounding)."""
+    v = np.asarray(vectors, np.float32)
+    return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)

@@ -156,7 +156,12 @@ def augmented_faces(cache: Cache, idx: np.ndarray, masked: np.ndarray, tight: np
 def augmenter(size: int, seed: int):
     """Flip, crop/scale jitter, colour and blur, as Keras / keras-cv preprocessing layers."""
     import keras
-    import keras_cv
+
+    try:
+        import keras_cv
+    except ModuleNotFoundError:
+        raise ModuleNotFoundError("training needs keras-cv, in the train extra: `bash scripts/install.sh --dev`, "
+                                  "or `pip install -e .[train]`") from None
 
     return keras.Sequential(
         [

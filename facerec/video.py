@@ -1,9 +1,11 @@
 """Faces in video: recognise every Nth frame, follow each face from frame to frame, name each track.
 
 One frame's match can flicker (a blink, a turned head, motion blur); a person stays put. So faces are
-linked across processed frames by box overlap (IoU) into tracks, and a track's identity is a vote over
-its frames, each frame voting for its best match with weight = its cosine score; the track is named
-when the mean score of the winning name's frames reaches the threshold, else it is unknown.
+linked across processed frames into tracks by box overlap (IoU) and by their embeddings: a face whose
+embedding is not the same person as its track's (a cut to someone else in the same spot) starts a new
+track. A track's identity is a vote over its frames: each frame whose best match is accepted (score
+at least the threshold) votes for it with weight = its score; the track is named after the winner
+when at least half of its frames voted for it, else it is unknown (its closest match still given).
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import cv2
 import numpy as np
 
 from facerec._quiet import native_stderr_silenced
-from facerec.detect import iou
 from facerec.images import BadInput
 
 # Least box overlap that links a face to a track seen in the previous processed frames.
@@ -40,27 +41,42 @@ class Track:
     last: float = 0.0
     frames: int = 0  # processed frames it was seen in
     gap: int = 0  # processed frames since it was last seen
-    votes: dict[str, float] = field(default_factory=dict)  # best-match name -> summed score
-    scores: dict[str, list[float]] = field(default_factory=dict)  # best-match name -> its scores
+    votes: dict[str, float] = field(default_factory=dict)  # accepted best match -> summed score
+    scores: dict[str, list[float]] = field(default_factory=dict)  # accepted best match -> its scores
+    closest: dict[str, list[float]] = field(default_factory=dict)  # any best match -> its scores
+    embedding_sum: np.ndarray | None = None  # of its faces' embeddings: the track's "who"
 
-    def add(self, face: dict, frame: int, t: float) -> None:
+    def add(self, face: dict, frame: int, t: float, threshold: float, embedding: np.ndarray | None = None) -> None:
         self.box, self.last_frame, self.last, self.gap = face["box"], frame, t, 0
         self.frames += 1
+        if embedding is not None:
+            self.embedding_sum = embedding if self.embedding_sum is None else self.embedding_sum + embedding
         best = face["matches"][0] if face["matches"] else None
-        if best is not None:
-            self.votes[best["identity"]] = self.votes.get(best["identity"], 0.0) + max(best["score"], 0.0)
+        if best is None:
+            return
+        self.closest.setdefault(best["identity"], []).append(best["score"])
+        if best["score"] >= threshold:  # only accepted matches vote
+            self.votes[best["identity"]] = self.votes.get(best["identity"], 0.0) + best["score"]
             self.scores.setdefault(best["identity"], []).append(best["score"])
 
-    def decision(self, threshold: float) -> tuple[str | None, str | None, float | None]:
-        """(identity or None if unknown, best match, its mean score) from the votes so far."""
-        if not self.scores:
-            return None, None, None
-        name = max(self.scores, key=lambda n: (self.votes[n], len(self.scores[n])))
-        score = round(float(np.mean(self.scores[name])), 4)
-        return (name if score >= threshold else None), name, score
+    def similarity(self, embedding: np.ndarray) -> float:
+        """Cosine of `embedding` with the mean of the track's embeddings."""
+        mean = self.embedding_sum
+        return float(embedding @ mean / max(np.linalg.norm(mean) * np.linalg.norm(embedding), 1e-12))
 
-    def summary(self, threshold: float) -> dict:
-        identity, best, score = self.decision(threshold)
+    def decision(self) -> tuple[str | None, str | None, float | None]:
+        """(identity or None if unknown, best match, its mean score) from the votes so far."""
+        if self.scores:
+            name = max(self.scores, key=lambda n: (self.votes[n], len(self.scores[n])))
+            if 2 * len(self.scores[name]) >= sum(map(len, self.closest.values())):
+                return name, name, round(float(np.mean(self.scores[name])), 4)
+        if not self.closest:
+            return None, None, None
+        name = max(self.closest, key=lambda n: (len(self.closest[n]), sum(self.closest[n])))
+        return None, name, round(float(np.mean(self.closest[name])), 4)
+
+    def summary(self) -> dict:
+        identity, best, score = self.decision()
         return {"track": self.id, "identity": identity, "best_match": best, "score": score,
                 "first": round(self.first, 3), "last": round(self.last, 3), "first_frame": self.first_frame,
                 "last_frame": self.last_frame, "frames": self.frames,
@@ -68,17 +84,25 @@ class Track:
 
 
 class Tracker:
-    """Links each processed frame's faces to open tracks, greedily by largest IoU."""
+    """Links each processed frame's faces to open tracks, greedily by largest IoU, never a face to a
+    track whose embedding is not the same person's (cosine under `min_cosine`)."""
 
-    def __init__(self, min_iou: float = MIN_IOU, max_gap: int = MAX_GAP):
-        self.min_iou, self.max_gap = min_iou, max_gap
+    def __init__(self, threshold: float, min_cosine: float, min_iou: float = MIN_IOU, max_gap: int = MAX_GAP):
+        self.threshold, self.min_cosine, self.min_iou, self.max_gap = threshold, min_cosine, min_iou, max_gap
         self.tracks: list[Track] = []
 
-    def update(self, faces: list[dict], frame: int, t: float) -> list[Track]:
-        """The track of each face (in order); unmatched faces start tracks, unseen tracks age."""
+    def update(self, faces: list[dict], frame: int, t: float, embeddings: np.ndarray | None = None) -> list[Track]:
+        """The track of each face (in order); unmatched faces start tracks, unseen tracks age.
+        `embeddings` (one per face) keep a cut to another person in the same spot out of the track."""
+        from facerec.detect import iou  # MediaPipe loads with facerec.detect: only once frames come
+
         open_ = [tr for tr in self.tracks if tr.gap <= self.max_gap]
-        pairs = sorted(((iou(f["box"], tr.box), i, j) for i, f in enumerate(faces) for j, tr in enumerate(open_)),
-                       reverse=True)
+
+        def same_person(i: int, tr: Track) -> bool:
+            return embeddings is None or tr.embedding_sum is None or tr.similarity(embeddings[i]) >= self.min_cosine
+
+        pairs = sorted(((iou(f["box"], tr.box), i, j) for i, f in enumerate(faces) for j, tr in enumerate(open_)
+                        if same_person(i, tr)), reverse=True)
         assigned: dict[int, Track] = {}
         taken: set[int] = set()
         for overlap, i, j in pairs:
@@ -96,7 +120,7 @@ class Tracker:
             if tr is None:
                 tr = Track(len(self.tracks) + 1, f["box"], frame, t)
                 self.tracks.append(tr)
-            tr.add(f, frame, t)
+            tr.add(f, frame, t, self.threshold, None if embeddings is None else embeddings[i])
             out.append(tr)
         return out
 
@@ -147,12 +171,15 @@ def recognise(rec, cap: cv2.VideoCapture, fps: float, every: int = 1, top_k: int
     `out` writes every frame annotated with the faces of the latest processed frame, each labelled
     with its track's identity so far; `on_frame` gets each annotated RGB frame (a window) and stops
     the loop by returning False. `fps` 0 (a camera) times frames by the clock. Returns the
-    `facerec-match --video --json` object.
+    `facerec-match --video --json` object, with "write_error" added when `out` could not be written
+    (the tracks are complete all the same). A face stays in its track while its embedding is the
+    same person's by the 1:1 threshold (`Recognizer.pair_threshold`).
     """
     from facerec.match import annotate
 
-    threshold, tracker, detections = rec.threshold, Tracker(), []
     rec.gallery()  # a missing or other-model gallery: one error before the first frame
+    threshold, source = rec.threshold, rec.threshold_source
+    tracker, detections, write_error = Tracker(threshold, rec.pair_threshold()[0]), [], None
     writer, shown, index, started = None, {"faces": [], "threshold": threshold}, 0, time.monotonic()
     draw = out is not None or on_frame is not None
     try:
@@ -168,21 +195,24 @@ def recognise(rec, cap: cv2.VideoCapture, fps: float, every: int = 1, top_k: int
             t = index / fps if fps else time.monotonic() - started
             frame = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
             if index % every == 0:
-                result = rec.identify(frame, top_k)
-                tracks = tracker.update(result["faces"], index, t)
+                result, vecs = rec.identify_faces(frame, top_k)
+                tracks = tracker.update(result["faces"], index, t, vecs)
                 faces = [{"track": tr.id, "box": f["box"], "identity": f["identity"], "score": f["score"]}
                          for f, tr in zip(result["faces"], tracks)]
                 if faces:
                     detections.append({"frame": index, "time": round(t, 3), "faces": faces})
-                shown = {"faces": [_labelled(f, tr, threshold) for f, tr in zip(result["faces"], tracks)],
+                shown = {"faces": [_labelled(f, tr) for f, tr in zip(result["faces"], tracks)],
                          "threshold": threshold}
             if draw:
                 height = min(frame.shape[0], MAX_OUT_HEIGHT)
                 pic = annotate(frame, shown, height=height, panel=False)
-                if out is not None:
-                    if writer is None:
-                        writer = open_writer(out, fps or 10.0, (pic.shape[1], pic.shape[0]))
-                    writer.write(cv2.cvtColor(pic, cv2.COLOR_RGB2BGR))
+                if out is not None and write_error is None:
+                    try:
+                        if writer is None:
+                            writer = open_writer(out, fps or 10.0, (pic.shape[1], pic.shape[0]))
+                        writer.write(cv2.cvtColor(pic, cv2.COLOR_RGB2BGR))
+                    except (ValueError, cv2.error) as e:  # the tracks still come out
+                        write_error = str(e) if isinstance(e, ValueError) else f"{out}: cannot write the video"
                 if on_frame is not None and not on_frame(pic):
                     break
             index += 1
@@ -192,11 +222,12 @@ def recognise(rec, cap: cv2.VideoCapture, fps: float, every: int = 1, top_k: int
         if writer is not None:
             writer.release()
         cap.release()
-    return {"threshold": threshold, "fps": round(fps, 3) or None, "frames": index, "every": every,
-            "tracks": [tr.summary(threshold) for tr in tracker.tracks], "detections": detections}
+    out = {"threshold": threshold, "threshold_source": source, "fps": round(fps, 3) or None, "frames": index,
+           "every": every, "tracks": [tr.summary() for tr in tracker.tracks], "detections": detections}
+    return {**out, "write_error": write_error} if write_error else out
 
 
-def _labelled(face: dict, track: Track, threshold: float) -> dict:
+def _labelled(face: dict, track: Track) -> dict:
     """The face as `annotate` draws it, but named by its track's votes so far (steadier than one frame)."""
-    identity, _, score = track.decision(threshold)
+    identity, _, score = track.decision()
     return {**face, "identity": identity, "score": face["score"] if score is None else score}

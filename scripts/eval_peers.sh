@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The peers on the same protocol as scripts/eval_model.sh (same photos, same failure rules); JSON into OUTDIR.
 #   bash scripts/eval_peers.sh OUTDIR [DATA] [EMBEDDERS (default: "sface dlib")]
-# sface needs `facerec-data fetch-sface`; dlib needs the peer extra (in requirements.txt).
+# sface needs `facerec-data fetch-sface`; dlib needs the peer extra (in requirements-dev.txt: `bash scripts/install.sh --dev`).
 set -euo pipefail
 OUT=${1:?output dir}; DATA=${2:-${FACEREC_DATA:-../shared/data}}; EMBEDDERS=${3:-sface dlib}
 L=$DATA/lfw; R=$DATA/rmfrd

@@ -19,7 +19,7 @@ from bench_match import float32_search
 
 from facerec.data import load_cache
 from facerec.gallery import Gallery
-from facerec.recognizer import Recognizer
+from facerec.recognizer import Recognizer, content_hash
 
 
 def compare(name: str, g: Gallery, e32: np.ndarray, q: np.ndarray, truth: np.ndarray) -> None:
@@ -44,7 +44,7 @@ def enrol(rec: Recognizer, rows: list[tuple], mask_templates: int) -> tuple[Gall
     crops, kinds = [], []
     for c, i in rows:
         mesh = None if np.isnan(c.mesh[i]).any() else c.mesh[i]
-        cr, kn = rec._templates(c.faces[i], mesh, c.path[i])
+        cr, kn = rec._templates(c.faces[i], mesh, content_hash(c.path[i].encode()))  # a cache keeps no file bytes
         crops.append(cr)
         kinds.append(kn)
     e32 = embed(rec, np.concatenate(crops))

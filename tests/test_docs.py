@@ -93,3 +93,14 @@ def test_readme_starts_with_the_two_commands_and_shows_the_picture():
     size = (ROOT / "docs" / "match.png").stat().st_size
     assert 0 < size <= 200_000, f"docs/match.png is {size} bytes (at most 200 KB)"
     assert len(text.splitlines()) <= 150
+
+
+def test_docs_quote_the_shipped_thresholds():
+    """Examples of the output (`"threshold": X`, `(threshold X)`) show the shipped card's thresholds."""
+    import json
+
+    card = json.loads((ROOT / "artifacts" / "model" / "model_card.json").read_text())
+    shipped = {round(card["threshold"], 3), round(card["verify_threshold"]["threshold"], 3)}
+    for doc in (ROOT / "README.md", ROOT / "docs" / "gallery.md", ROOT / "docs" / "deploy.md"):
+        for m in re.finditer(r'"threshold": (-?[\d.]+)|\(threshold (-?[\d.]+)\)', doc.read_text(encoding="utf-8")):
+            assert round(float(m.group(1) or m.group(2)), 3) in shipped, (doc.name, m.group(0))

@@ -194,13 +194,18 @@ def test_verify_calibrate_identify_end_to_end(data_dir, tiny_model, tmp_path):
     assert r.exit_code == 0, r.output
     assert "second photo masked" in r.stdout and "accuracy" in r.stdout
 
-    r = run_cli("calibrate", "--pairs", pairs, "--images", lfw, "--model", tiny_model, "--workers", 1, "--far", 0.01,
+    import shutil
+
+    model = shutil.copytree(tiny_model, tmp_path / "model")  # the session's tiny model keeps its card
+    r = run_cli("calibrate", "--pairs", pairs, "--images", lfw, "--model", model, "--workers", 1, "--far", 0.01,
                 "--json")
     assert r.exit_code == 0, r.output
     c = json.loads(r.stdout)
-    card = json.loads((tiny_model / "model_card.json").read_text())
-    assert card["threshold"] == c["threshold"] and card["threshold_far"] == 0.01
-    assert card["threshold_pairs"]["pairs"] == 7 and card["threshold_pairs"]["scored"] == 6
+    card = json.loads((model / "model_card.json").read_text())
+    v = card["verify_threshold"]  # the 1:1 threshold (facerec-verify) ...
+    assert v["threshold"] == c["threshold"] and v["far"] == 0.01
+    assert v["pairs"]["pairs"] == 7 and v["pairs"]["scored"] == 6
+    assert "threshold" not in card  # ... not the open-set one (calibrate-gallery's)
     assert card["backbone"] == "tiny" and "fingerprint" in card  # the rest of the card is kept
 
     rmfrd = data_dir / "rmfrd"
@@ -209,7 +214,7 @@ def test_verify_calibrate_identify_end_to_end(data_dir, tiny_model, tmp_path):
     manifest = write(tmp_path / "manifest.csv", ["path,identity,masked,cross_identity_duplicate", *rows,
                                                  "images/aidai/missing.jpg,aidai,1,0"])
     r = run_cli("identify", "--manifest", manifest, "--images", rmfrd, "--model", tiny_model, "--workers", 1,
-                "--distractors", lfw, "--distractor-count", 2, "--json")
+                "--distractors", lfw, "--distractor-count", 2, "--threshold", c["threshold"], "--json")
     assert r.exit_code == 0, r.output
     i = json.loads(r.stdout)
     assert i["distractors"] == 2 and i["gallery_size"] == 4 and i["threshold"] == c["threshold"]

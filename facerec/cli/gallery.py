@@ -1,8 +1,9 @@
-"""`facerec-gallery`: build, enrol into, list and prune the gallery of known people."""
+"""`facerec-gallery`: build, enrol into, list, calibrate and prune the gallery of known people."""
 
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections import defaultdict
 
@@ -49,6 +50,8 @@ def _report(reports, as_json: bool, failure: str, notes: Notes) -> None:
     for r in reports:
         for n in r.notes:
             notes.add("photos had several faces; the main face was used", n)
+        for n in r.already:
+            notes.add("photos were already enrolled under that name (same content); skipped", n)
     notes.echo()
     for p in problems:
         click.echo(f"{PROG}: {failure}: {_one_line(p['path'])}: {p['reason']}", err=True)
@@ -158,6 +161,69 @@ def list_(as_json, gallery):
     for n, c in people.items():
         click.echo(f"{n}\t{c['photos']} photo(s)\t{c['templates']} template(s)")
     click.echo(f"{len(people)} people, {len(g)} templates", err=True)
+    if g.calibration:
+        click.echo(f"threshold {_calibration_line(g.calibration)}", err=True)
+
+
+def _calibration_line(c: dict) -> str:
+    return (f"{c['threshold']:.4f} (this gallery's own: FAR {c['far']:g} on {c['strangers']} stranger faces, "
+            f"calibrated with {c['people']} people)")
+
+
+@main.command()
+@click.option("--strangers", required=True, type=click.Path(),
+              help="Photos of people NOT in the gallery: one folder of photos, or a folder per person.")
+@click.option("--far", type=float, default=0.01, show_default=True,
+              help="Target fraction of strangers accepted as someone in the gallery.")
+@click.option("--json", "as_json", is_flag=True, help="What was stored and measured, as JSON on stdout.")
+@verbose_option
+@quiet_option
+@model_option
+@gallery_option
+@clean_errors(PROG)
+def calibrate(strangers, far, as_json, verbose, quiet, model, gallery):
+    """Store this gallery's own threshold: the lowest accepting at most --far of the strangers.
+
+    facerec-match then uses it (unless --threshold is given) instead of the model card's, which was
+    calibrated on a 1,000-person gallery; re-run it after enrolling or removing many people.
+    """
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from facerec.images import is_image_path
+
+    if not 0 < far < 1:
+        raise click.UsageError(f"--far must be between 0 and 1, not {far}")
+    root = Path(strangers)
+    if not root.is_dir():
+        raise ValueError(f"{strangers}: no such folder (expected photos of people not in the gallery)")
+    photos = sorted(str(p) for p in root.rglob("*") if p.is_file() and is_image_path(p))
+    if not photos:
+        raise ValueError(f"{strangers}: no photos found")
+    rec, notes = _recognizer(model, gallery), Notes(PROG, verbose, quiet)
+    rec.gallery()  # a missing or other-model gallery: one error before any photo is read
+    bar = tqdm(total=len(photos), unit="photo", file=sys.stderr, disable=not show_progress(as_json or quiet))
+    try:
+        r = rec.calibrate(photos, far, progress=lambda: bar.update(1))
+    finally:
+        bar.close()
+    for n in r.pop("notes"):
+        notes.add("photos were of people enrolled in the gallery; skipped", n)
+    if as_json:
+        click.echo(json.dumps(r, ensure_ascii=False))
+    else:
+        click.echo(f"threshold {_calibration_line(r)}")
+        click.echo(f"strangers accepted there: {r['false_accepts']} of {r['strangers']} ({r['far_there']:.2%})")
+        if r["model_threshold"] is not None:
+            click.echo(f"(the model card's {r['model_threshold']:.4f} accepts {r['model_threshold_far_there']:.2%} of them)")
+    notes.echo()
+    if not r["far_resolvable"]:
+        click.echo(f"{PROG}: warning: {r['strangers']} stranger faces cannot measure FAR {far:g} (need "
+                   f"{math.ceil(1 / far)}): the threshold is just above the best-scoring stranger", err=True)
+    for p in r["failed"]:
+        click.echo(f"{PROG}: skipped: {_one_line(p['path'])}: {p['reason']}", err=True)
+    click.echo(f"stored in {rec.gallery_path}", err=True)
 
 
 @main.command()

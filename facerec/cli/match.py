@@ -11,15 +11,45 @@ from pathlib import Path
 
 import click
 
-from facerec.cli._common import (Notes, clean_errors, gallery_option, model_option, quiet_option, unreadable,
-                                 verbose_option)
+from facerec.cli._common import (Notes, clean_errors, gallery_option, model_option, output_problem, quiet_option,
+                                 unreadable, usage_error, verbose_option)
 
 PROG = "facerec-match"
 
 
-def _out_path(out: str, i: int, n: int) -> Path:
+def _out_paths(out: str, photos: tuple[str, ...]) -> list[Path]:
+    """Where each photo's annotated image goes: --out itself for one photo; for several, OUT-<photo
+    name>.EXT beside it, or <photo name>.png inside --out when it is a folder (-2, -3 for repeats)."""
     p = Path(out)
-    return p if n == 1 else p.with_name(f"{p.stem}-{i + 1}{p.suffix or '.png'}")
+    if len(photos) == 1 and not p.is_dir():
+        return [p]
+    used: dict[str, int] = {}
+    paths = []
+    for photo in photos:
+        stem = Path(photo).stem or "photo"
+        name = stem if p.is_dir() else f"{p.stem}-{stem}"
+        used[name] = used.get(name, 0) + 1
+        name += f"-{used[name]}" if used[name] > 1 else ""
+        paths.append(p / f"{name}.png" if p.is_dir() else p.with_name(name + p.suffix))
+    return paths
+
+
+def _check_out(out: str, video: bool) -> None:
+    """A wrong --out is one line before any work (exit 2): never a traceback after the work is done."""
+    import os
+
+    from facerec.images import IMAGE_SUFFIXES
+
+    if video:
+        from facerec.video import CODECS
+
+        problem = output_problem(out, CODECS)
+    elif Path(out).is_dir():
+        problem = None if os.access(out, os.W_OK | os.X_OK) else f"{out}: folder not writable"
+    else:
+        problem = output_problem(out, IMAGE_SUFFIXES)
+    if problem:
+        usage_error(PROG, f"--out {problem}")
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -32,10 +62,12 @@ def _out_path(out: str, i: int, n: int) -> Path:
               help="With --video/--camera: identify every Nth frame (default 1: all).")
 @click.option("--json", "as_json", is_flag=True, help="JSON on stdout (an object, or a list for several photos).")
 @click.option("--out", default=None, type=click.Path(),
-              help="Write the annotated image here (-N added for several photos); a video: .mp4 or .avi.")
+              help="Write the annotated image here (.png, .jpg...; several photos: OUT-<photo>.EXT each, or "
+                   "<photo>.png in OUT when it is a folder); a video: .mp4 or .avi.")
 @click.option("--show", is_flag=True, help="Open the annotated image in a window, where a display exists.")
 @click.option("--top-k", default=5, show_default=True, type=click.IntRange(1), help="Matches listed per face.")
-@click.option("--threshold", type=float, default=None, help="Override the model's calibrated threshold.")
+@click.option("--threshold", type=float, default=None,
+              help="Accept matches from this score (default: the gallery's own threshold, else the model card's).")
 @click.option("--aggregate", type=click.Choice(["max", "top2"]), default="max", show_default=True,
               help="Identity score: best template, or mean of the best two.")
 @click.option("--index", type=click.Choice(["exact", "ann"]), default="exact", show_default=True,
@@ -52,6 +84,8 @@ def main(photos, video, camera, every, as_json, out, show, top_k, threshold, agg
 
     An unreadable photo is one error line; the others are still matched, and the exit status is 1.
     """
+    if out:
+        _check_out(out, video is not None or camera is not None)
     if video is not None or camera is not None:
         if photos or (video is not None and camera is not None):
             raise click.UsageError("give PHOTO..., --video FILE or --camera INDEX: one of them")
@@ -71,8 +105,9 @@ def main(photos, video, camera, every, as_json, out, show, top_k, threshold, agg
     if show and not os.environ.get("DISPLAY"):
         click.echo(f"{PROG}: no display available; --show ignored", err=True)
         show = False
-    results, notes = [], Notes(PROG, verbose, quiet)
-    for i, photo in enumerate(photos):
+    results, notes, write_errors = [], Notes(PROG, verbose, quiet), []
+    out_paths = _out_paths(out, photos) if out else [None] * len(photos)
+    for photo, out_path in zip(photos, out_paths):
         error = bad.get(photo)
         if error is None:
             try:
@@ -87,14 +122,18 @@ def main(photos, video, camera, every, as_json, out, show, top_k, threshold, agg
         r["image"] = photo
         results.append(r)
         _note(notes, r)
-        if out or show:
-            _picture(image, r, g, _out_path(out, i, len(photos)) if out else None, show)
         if not as_json:
-            click.echo(table(r))
+            click.echo(table(r))  # the identification first: a failed write below never loses it
+        if out or show:
+            problem = _picture(image, r, g, out_path, show)
+            if problem:
+                write_errors.append(problem)
     notes.echo()
     if as_json:
         click.echo(json.dumps(results[0] if len(results) == 1 else results, ensure_ascii=False))
-    if any("error" in r for r in results):
+    for problem in write_errors:
+        click.echo(f"{PROG}: error: {problem}", err=True)
+    if write_errors or any("error" in r for r in results):
         sys.exit(1)
 
 
@@ -105,8 +144,11 @@ def _recognizer(model, gallery, threshold, aggregate, index):
     rec = Recognizer(model=model, gallery=gallery, threshold=threshold, aggregate=aggregate, index=index)
     g = rec.gallery()
     if not rec.calibrated:
-        click.echo(f"{PROG}: warning: uncalibrated threshold: the model card has none, so {rec.threshold} is used "
-                   "(run `facerec-eval calibrate-gallery`, or pass --threshold)", err=True)
+        click.echo(f"{PROG}: warning: uncalibrated threshold: neither the gallery nor the model card has one, so "
+                   f"{rec.threshold} is used (run `facerec-gallery calibrate`, or pass --threshold)", err=True)
+    elif rec.threshold_source == "gallery" and g.calibration.get("people") != len(g.people()):
+        click.echo(f"{PROG}: warning: the gallery's threshold was calibrated with {g.calibration.get('people')} "
+                   f"people and it now has {len(g.people())}: re-run `facerec-gallery calibrate`", err=True)
     return rec, g
 
 
@@ -127,15 +169,14 @@ def _note(notes: Notes, result: dict) -> None:
 
 def _video(video, camera, every, as_json, out, show, top_k, threshold, aggregate, index, model, gallery) -> None:
     """Tracks of who was seen when in a video file or a camera's frames, and the annotated video."""
+    if video is not None and not Path(video).is_file():  # before OpenCV and MediaPipe load: at once
+        from facerec.images import BadInput
+
+        raise BadInput(video, "is a directory, not a video" if Path(video).is_dir() else "no such file")
     import cv2
 
-    from facerec.match import display_name
-    from facerec.video import CODECS, open_camera, open_video, recognise
+    from facerec.video import open_camera, open_video, recognise
 
-    if out and Path(out).suffix.lower() not in CODECS:
-        raise click.UsageError(f"--out for a video must end in {' or '.join(CODECS)}, not {out!r}")
-    if out and not Path(out).resolve().parent.is_dir():
-        raise ValueError(f"{out}: no such folder {Path(out).resolve().parent}")
     if show and not os.environ.get("DISPLAY"):
         click.echo(f"{PROG}: no display available; --show ignored", err=True)
         show = False
@@ -152,11 +193,21 @@ def _video(video, camera, every, as_json, out, show, top_k, threshold, aggregate
 
     source = video if video is not None else f"camera {camera}"
     r = {"video": source, **recognise(rec, cap, fps, every, top_k, out, window if show else None)}
-    if out:
+    write_error = r.pop("write_error", None)
+    if out and not write_error:
         click.echo(f"{PROG}: annotated video: {out}", err=True)
     if as_json:
         click.echo(json.dumps(r, ensure_ascii=False))
-        return
+    else:
+        _tracks_table(r, source, every)
+    if write_error:
+        click.echo(f"{PROG}: error: {write_error}", err=True)
+        sys.exit(1)
+
+
+def _tracks_table(r: dict, source: str, every: int) -> None:
+    from facerec.match import display_name
+
     processed = len(range(0, r["frames"], every))
     click.echo(f"{source}: {r['frames']} frames, {processed} identified, {len(r['tracks'])} track(s) of faces")
     for t in r["tracks"]:
@@ -167,15 +218,20 @@ def _video(video, camera, every, as_json, out, show, top_k, threshold, aggregate
                    f"{t['first']:.2f}-{t['last']:.2f} s, {t['frames']} frame(s){closest}")
 
 
-def _picture(image, result, gallery, path, show) -> None:
+def _picture(image, result, gallery, path, show) -> str | None:
+    """Write and/or show the annotated image; the reason when it could not be written."""
     import cv2
 
     from facerec.match import annotate
 
     pic = annotate(image, result, gallery)
     if path:
-        if not cv2.imwrite(str(path), cv2.cvtColor(pic, cv2.COLOR_RGB2BGR)):
-            raise ValueError(f"{path}: cannot write the annotated image")
+        try:
+            written = cv2.imwrite(str(path), cv2.cvtColor(pic, cv2.COLOR_RGB2BGR))
+        except cv2.error:
+            written = False
+        if not written:
+            return f"{path}: cannot write the annotated image there"
         click.echo(f"{PROG}: annotated image: {path}", err=True)
     if show:
         try:
