@@ -69,9 +69,9 @@ class Recognizer:
 
     @property
     def model_path(self) -> Path:
-        """`model=`, else facerec.model.default_model_path() ($FACEREC_MODEL, else the shipped model)."""
+        """`model=`, else facerec.runtime.base.default_model_path() ($FACEREC_MODEL, else the shipped model)."""
         if self._model_path is None:
-            from facerec.model import default_model_path  # imports TensorFlow: only when needed
+            from facerec.runtime.base import default_model_path
 
             self._model_path = default_model_path()
         return self._model_path
@@ -79,7 +79,7 @@ class Recognizer:
     @property
     def embedder(self):
         if self._embedder is None:
-            from facerec.model import load_embedder
+            from facerec.runtime.base import load_embedder
 
             self._embedder = load_embedder(self.model_path)
         return self._embedder
@@ -142,8 +142,10 @@ class Recognizer:
 
     # ------------------------------------------------------------ enrolment
 
-    def enroll(self, name: str, photos: list[str | os.PathLike]) -> EnrollReport:
+    def enroll(self, name: str, photos: list) -> EnrollReport:
         """Add templates of `name` from each photo's main face (others are ignored, and noted).
+
+        A photo is a path, or a (source name, RGB uint8 array) pair (decoded elsewhere, e.g. an upload).
 
         An existing name gets more templates; the gallery is created if needed. Raises ValueError
         for an unacceptable name; unusable photos are listed in the report's `problems`.
@@ -175,7 +177,7 @@ class Recognizer:
                 if found is not None:
                     crops, kinds, thumb = found
                     vectors = emb.embed(crops)  # now, so only vectors (not crops) wait for the write
-                    rows.append((report.name, vectors, kinds, str(photo), thumb))
+                    rows.append((report.name, vectors, kinds, str(photo[0] if isinstance(photo, tuple) else photo), thumb))
                     report.photos += 1
                     report.templates += len(vectors)
                 if progress:
@@ -189,11 +191,14 @@ class Recognizer:
         return reports
 
     def _enroll_photo(self, photo, report: EnrollReport):
-        try:
-            image = load_image(photo)
-        except BadInput as e:
-            report.problems.append({"path": str(photo), "reason": e.reason})
-            return None
+        if isinstance(photo, tuple):  # (source name, RGB uint8 array): an upload to facerec-serve
+            photo, image = photo
+        else:
+            try:
+                image = load_image(photo)
+            except BadInput as e:
+                report.problems.append({"path": str(photo), "reason": e.reason})
+                return None
         faces, small = self.faces(image)
         if not faces:
             reason = f"face too small to enrol (under {MIN_FACE_PX} px)" if small else "no face found"

@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from facerec._quiet import native_stderr_silenced
+from facerec._stderr import native_stderr_silenced
 from facerec.detect import iou
 from facerec.images import BadInput
 

@@ -36,14 +36,9 @@ def _run(fn, *args, **kwargs):
     from facerec.evaluate import EvalError
     from facerec.images import BadInput
     from facerec.peer import PeerUnavailable
+    from facerec.runtime.base import BadModel
 
-    errors: tuple[type[BaseException], ...] = (BadInput, EvalError, PeerUnavailable)
-    try:
-        from facerec.model import BadModel
-
-        errors += (BadModel,)
-    except ImportError:  # pragma: no cover - TensorFlow missing entirely
-        pass
+    errors: tuple[type[BaseException], ...] = (BadInput, EvalError, PeerUnavailable, BadModel)
     try:
         return fn(*args, **kwargs)
     except errors as e:
