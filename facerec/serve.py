@@ -22,6 +22,7 @@ import threading
 from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from facerec.gallery import GalleryError
 from facerec.images import BadInput, decode_image
@@ -48,17 +49,24 @@ class _Limits:
         length = headers.get(b"content-length", b"")
         if length.isdigit() and int(length) > self.max_bytes:
             return await _send(send, 413, f"upload over {self.max_bytes} bytes")
-        seen = 0
+        seen, over = 0, False
 
         async def counted():
-            nonlocal seen
+            nonlocal seen, over
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.max_bytes:
-                raise _TooLarge
+                over = True
+                raise _TooLarge  # stops the form parser; the app's answer to that is replaced below
             return message
 
-        await self.app(scope, counted, send)
+        async def answer(message):
+            if not over:
+                await send(message)
+            elif message["type"] == "http.response.start":
+                await _send(send, 413, f"upload over {self.max_bytes} bytes")
+
+        await self.app(scope, counted, answer)
 
 
 async def _send(send, status: int, error: str, headers: dict | None = None) -> None:
@@ -70,8 +78,8 @@ async def _send(send, status: int, error: str, headers: dict | None = None) -> N
     await send({"type": "http.response.body", "body": body})
 
 
-def create_app(recognizer: Recognizer, token: str | None = None, max_upload_mb: float = 20) -> FastAPI:
-    """The service over `recognizer`'s gallery; `token` set: every request needs it."""
+def create_app(recognizer: Recognizer, token: str | None = None, max_upload_mb: float = 20):
+    """The ASGI app of the service over `recognizer`'s gallery; `token` set: every request needs it."""
     max_bytes = int(max_upload_mb * 1024 * 1024)
     app = FastAPI(title="facerec", docs_url=None, redoc_url=None, openapi_url=None)
     lock = threading.Lock()
@@ -79,9 +87,9 @@ def create_app(recognizer: Recognizer, token: str | None = None, max_upload_mb: 
     def error(status: int, message: str) -> JSONResponse:
         return JSONResponse({"error": message}, status)
 
-    @app.exception_handler(_TooLarge)
-    async def too_large(request, exc):
-        return error(413, f"upload over {max_bytes} bytes")
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request, exc):
+        return error(exc.status_code, str(exc.detail))
 
     @app.exception_handler(RequestValidationError)
     async def bad_form(request, exc):

@@ -1,6 +1,6 @@
 """Faces per second of each embedder and runtime, in one process, on the same photos and aligned crops.
 
-    .venv/bin/python scripts/bench_embed.py [--photos 64] [--model artifacts/model] [--json]
+    .venv/bin/python scripts/bench_embed.py [--photos 64] [--model artifacts/model] [--also FILE.xml] [--json]
 
 SFace needs its weights (`facerec-data fetch-sface`).
 
@@ -51,22 +51,24 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--photos", type=int, default=64)
     ap.add_argument("--model", default=None, help="Our model export (default: artifacts/model if present).")
+    ap.add_argument("--also", action="append", default=[], metavar="FILE.xml",
+                    help="Another OpenVINO file of the model to time beside it (repeatable).")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
     from facerec.runtime.base import default_model_path, load_embedder
-    from facerec.runtime.openvino import cached_float32
 
     images = photos(args.photos)
     specs = [("sface", EmbedderSpec("sface")), ("dlib", EmbedderSpec("dlib")), ("imagenet", EmbedderSpec("imagenet"))]
     model = Path(args.model) if args.model else default_model_path()
     if (model / "saved_model").is_dir():
         # The default runtime, then the float32 OpenVINO file (the user cache), then TensorFlow itself.
+        # The default runtime, then TensorFlow itself, then any other OpenVINO files (e.g. an int8 one).
         default = load_embedder(model)
-        float32 = cached_float32(model, default.fingerprint)
-        specs[:0] = [(f"model ({default.card['openvino']['precision']}, default)", EmbedderSpec("model", str(model))),
-                     ("model (openvino float32)", EmbedderSpec("model", str(float32))),
+        specs[:0] = [(f"model (openvino {default.card['openvino']['precision']}, default)", EmbedderSpec("model", str(model))),
                      ("model (tensorflow)", EmbedderSpec("model", str(model / "saved_model")))]
+        specs[2:2] = [(f"model (openvino {load_embedder(x).card['openvino']['precision']})", EmbedderSpec("model", x))
+                      for x in args.also]
     embedders = [s.build() for _, s in specs]
     pipeline = next(e for e in embedders if isinstance(e, PipelineEmbedder))
     crops = [pipeline.crop(im) for im in images]

@@ -107,6 +107,7 @@ def test_bad_requests_are_400_401_413(server, lfw_photo, tmp_path):
     assert r.status_code == 413 and "upload over" in r.json()["error"]
 
     def chunks():  # no Content-Length: counted while it arrives
+        yield b'--b\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\n\r\n'
         for _ in range(40):
             yield b"x" * 65536
 

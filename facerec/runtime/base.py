@@ -1,7 +1,7 @@
 """The `Embedder` interface, the model-path conventions, and `load_embedder`, which picks a runtime by file type.
 
 A model export folder holds saved_model/ (the model of record, TensorFlow), model_card.json, and may hold
-openvino-int8.xml/.bin (the quantised file facerec-export writes). Loading a path:
+openvino-int8.xml/.bin (a quantised file facerec-export writes there on request). Loading a path:
 
 - an export folder: the default runtime, OpenVINO: the folder's int8 file when it is present and made
   from this saved_model (same fingerprint), else a float32 file made at first use into the user cache

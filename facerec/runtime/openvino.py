@@ -5,10 +5,11 @@ The .xml carries the export's model card (fingerprint, threshold, sizes) as runt
 .bin (so a damaged weights file is refused, not run). It keeps the SavedModel's fingerprint, so a
 gallery enrolled with one works with the others.
 
-Two precisions: float32 (the SavedModel's function, cosine >= FLOAT32_MIN_COSINE on the check faces)
-and int8 (NNCF post-training quantisation, calibrated on aligned faces of people the model was
-trained on; its accuracy is measured with facerec-eval, see docs/evaluation.md). Running a file needs
-only `openvino`; making one needs TensorFlow (and NNCF for int8).
+Two precisions: float32 (the SavedModel's function, cosine >= FLOAT32_MIN_COSINE on the check faces),
+the default, and int8 (NNCF post-training quantisation, calibrated on aligned faces of people the model
+was trained on), used when a folder holds one (SHIPPED) or when named; the shipped model has none, as
+int8 lost more accuracy than allowed (docs/evaluation.md). Running a file needs only `openvino`;
+making one needs TensorFlow (and NNCF for int8).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from facerec.runtime.base import (CARD_FILE, OUTPUT_KEY, BadModel, Embedder, cac
                                   first_line, read_card)
 
 CARD_KEY = "facerec_model_card"
-SHIPPED = "openvino-int8.xml"  # beside saved_model/ in an export folder: used by default when present
+SHIPPED = "openvino-int8.xml"  # beside saved_model/ in an export folder: its default runtime when present
 PRECISIONS = ("float32", "int8")
 FLOAT32_MIN_COSINE = 0.9999  # float32 IR against the SavedModel, on every check face
 INT8_MIN_COSINE = 0.98  # int8 IR against the SavedModel: a broken quantisation is refused, not shipped
