@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import threading
 from pathlib import Path
 
 import click
@@ -104,12 +103,7 @@ def _recognizer(model, gallery, threshold, aggregate, index):
     from facerec.recognizer import Recognizer
 
     rec = Recognizer(model=model, gallery=gallery, threshold=threshold, aggregate=aggregate, index=index)
-    # MediaPipe starts while the network compiles (OpenVINO releases the GIL): a shorter cold start. A
-    # failure there leaves the detector unloaded, to fail again, reported, on first use.
-    detector = threading.Thread(target=lambda: rec.detector, daemon=True)
-    detector.start()
     g = rec.gallery()
-    detector.join()
     if not rec.calibrated:
         click.echo(f"{PROG}: warning: uncalibrated threshold: the model card has none, so {rec.threshold} is used "
                    "(run `facerec-eval calibrate-gallery`, or pass --threshold)", err=True)
