@@ -1,45 +1,11 @@
-"""Silence TensorFlow / absl / MediaPipe start-up chatter.
+"""Import TensorFlow silenced: import this module before tensorflow or keras (training, export, evaluation).
 
-Import this module before tensorflow or mediapipe. Their C++ loggers write to
-file descriptor 2 directly, so `native_stderr_silenced()` wraps the noisy
-import / graph-creation steps; Python-level errors are printed outside it.
+The recognition path does not import TensorFlow: it needs only `facerec._stderr`.
 """
 
-import contextlib
-import logging
-import os
-import sys
-import warnings
+from facerec._stderr import native_stderr_silenced
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("GLOG_minloglevel", "3")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-warnings.filterwarnings("ignore", module="google.protobuf")
-warnings.filterwarnings("ignore", module="keras")
-logging.getLogger("absl").setLevel(logging.ERROR)
-logging.getLogger("tensorflow").setLevel(logging.ERROR)
-
-
-@contextlib.contextmanager
-def native_stderr_silenced():
-    """Point fd 2 at /dev/null for the duration (unless FACEREC_VERBOSE is set)."""
-    if os.environ.get("FACEREC_VERBOSE"):
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
-# TensorFlow prints CUDA-plugin errors from C++ at import; MediaPipe imports it
-# too, so every facerec module that needs either gets it here, silenced.
+# TensorFlow prints CUDA-plugin errors from C++ at import, so every facerec module that needs it
+# gets it here, silenced.
 with native_stderr_silenced():
     import tensorflow  # noqa: F401,E402

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
-from facerec._quiet import native_stderr_silenced
+from facerec._stderr import import_mediapipe, native_stderr_silenced
 
 # Mesh indices (MediaPipe FaceMesh with refined irises), image-left first for an upright face.
 _IRIS = (468, 473)
@@ -45,8 +45,7 @@ class FaceDetector:
 
     def __init__(self, min_score: float = 0.5):
         with native_stderr_silenced():
-            import mediapipe as mp
-
+            mp = import_mediapipe()
             self._detectors = [
                 mp.solutions.face_detection.FaceDetection(model_selection=m, min_detection_confidence=min_score)
                 for m in (0, 1)

@@ -85,13 +85,13 @@ class EmbedderSpec:
     def label(self) -> str:
         if self.name != "model":
             return self.name
-        from facerec.model import default_model_path
+        from facerec.runtime.base import default_model_path
 
         return f"model:{self.model_path or default_model_path()}"
 
     def build(self) -> PhotoEmbedder:
         if self.name == "model":
-            from facerec.model import default_model_path, load_embedder
+            from facerec.runtime.base import default_model_path, load_embedder
 
             return PipelineEmbedder("model", load_embedder(self.model_path or default_model_path()))
         if self.name == "sface":
@@ -110,7 +110,7 @@ class EmbedderSpec:
         """The calibrated operating threshold (model card), without loading the model; None if uncalibrated."""
         if self.name != "model":
             return None
-        from facerec.model import CARD_FILE, default_model_path
+        from facerec.runtime.base import CARD_FILE, default_model_path
 
         root = Path(self.model_path or default_model_path())
         root = root.parent if root.name == "saved_model" else root

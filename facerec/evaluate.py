@@ -400,7 +400,7 @@ def calibrate(pairs_file: str | os.PathLike, images: str | os.PathLike, spec: Em
 
 def write_threshold(model_path: str | os.PathLike | None, calibration: dict) -> Path:
     """Put the threshold and how it was chosen into the export's model card, atomically."""
-    from facerec.model import CARD_FILE, default_model_path
+    from facerec.runtime.base import CARD_FILE, default_model_path
 
     root = Path(model_path or default_model_path())
     root = root.parent if root.name == "saved_model" else root

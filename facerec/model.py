@@ -1,37 +1,24 @@
-"""Build the face-embedding network, export it, and load exports with TensorFlow alone.
+"""Build the face-embedding network (Keras) and export it: training and export only.
 
 An export folder holds saved_model/ (serving signature: uint8 faces [N,S,S,3] ->
 L2-normalised float32 embeddings [N,D]; its variables, in Keras order, are the one copy of the
-weights, from which `load_export_weights` starts fine-tuning) and model_card.json. Loading for
-recognition only needs `tf.saved_model.load`, so Keras is imported lazily by the functions that
-build or export models.
+weights, from which `load_export_weights` starts fine-tuning) and model_card.json. Recognition
+loads exports through `facerec.runtime` and never imports this module.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterable
 from pathlib import Path
-
-import numpy as np
 
 from facerec import __version__
 from facerec import _quiet  # noqa: F401  (before TensorFlow)
+from facerec.runtime.base import CARD_FILE, OUTPUT_KEY, SIGNATURE, BadModel, fingerprint
 import tensorflow as tf
 
 BACKBONES = ("sface", "efficientnet-lite0", "efficientnet-b0", "tiny")
-SIGNATURE = "serving_default"
-OUTPUT_KEY = "embeddings"
-CARD_FILE = "model_card.json"
-_REPO = Path(__file__).resolve().parents[1]
-
-
-def default_model_path() -> Path:
-    """Where recognisers look for a model: $FACEREC_MODEL, else <repo>/artifacts/model."""
-    return Path(os.environ.get("FACEREC_MODEL") or _REPO / "artifacts" / "model")
 
 
 def build_model(backbone: str = "efficientnet-lite0", input_size: int = 112, embedding_dim: int = 128,
@@ -102,16 +89,6 @@ def _tiny(shape):
     return keras.Model(pixels, x, name="backbone")
 
 
-def fingerprint(values: Iterable) -> str:
-    """sha256 hex of weight values in order (dtype, shape and bytes): equal weights, equal hash."""
-    h = hashlib.sha256()
-    for v in values:
-        a = np.ascontiguousarray(np.asarray(v))
-        h.update(f"{a.dtype.str}{a.shape}".encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
-
-
 def export_model(model, out_dir: str | os.PathLike, card: dict) -> Path:
     """Write out_dir/saved_model and out_dir/model_card.json; return out_dir."""
     out = Path(out_dir)
@@ -145,98 +122,3 @@ def load_export_weights(model, export_dir: str | os.PathLike) -> None:
                                    f"{len(shapes)} of {model.name}'s shapes)")
     for w, a in zip(model.weights, saved):
         w.assign(a)
-
-
-class BadModel(Exception):
-    """A model path that cannot be used, with a one-line reason (str: "PATH: reason")."""
-
-    def __init__(self, path: str | os.PathLike, reason: str):
-        super().__init__(f"{path}: {reason}")
-        self.path = str(path)
-        self.reason = reason
-
-
-class Embedder:
-    """An exported model loaded with `tf.saved_model.load` alone: uint8 faces -> embeddings."""
-
-    def __init__(self, path: str | os.PathLike):
-        given = Path(path)
-        if not given.exists():
-            raise BadModel(path, "no such directory")
-        if not given.is_dir():
-            raise BadModel(path, "not a directory (expected a model export folder, or a .tflite file)")
-        root = given.parent if given.name == "saved_model" and (given / "saved_model.pb").is_file() else given
-        if not (root / "saved_model" / "saved_model.pb").is_file():
-            raise BadModel(path, "no saved_model/saved_model.pb inside (not a model export)")
-        self.path = root
-        self.card = _read_card(path, root / CARD_FILE)
-        try:
-            self._module = tf.saved_model.load(str(root / "saved_model"))
-        except Exception as e:  # TF raises many types, often with multi-line messages
-            raise BadModel(path, f"cannot load saved_model ({_first_line(e)})") from None
-        self._serve = self._module.signatures.get(SIGNATURE)
-        if self._serve is None:
-            raise BadModel(path, f"saved_model has no {SIGNATURE!r} signature")
-        spec = self._serve.structured_input_signature[1].get("faces")
-        out = self._serve.structured_outputs.get(OUTPUT_KEY)
-        if spec is None or out is None or spec.dtype != tf.uint8 or spec.shape.rank != 4:
-            raise BadModel(path, f"{SIGNATURE} is not uint8 faces [N,S,S,3] -> {OUTPUT_KEY}")
-        self.input_size = int(spec.shape[1])
-        self.dim = int(out.shape[-1])
-        self._take_card(path, CARD_FILE)
-        self.fingerprint: str = self.card.get("fingerprint") or fingerprint(v.numpy() for v in self._module.weights)
-
-    def _take_card(self, path, card_name: str) -> None:
-        """Check the card (`self.card`, named `card_name` in errors) against the network; set the threshold."""
-        for key, actual in (("input_size", self.input_size), ("embedding_dim", self.dim)):
-            if key in self.card and self.card[key] != actual:
-                raise BadModel(path, f"{card_name} says {key} {self.card[key]} but the network has {actual}")
-        threshold = self.card.get("threshold")
-        if threshold is not None and not isinstance(threshold, (int, float)):
-            raise BadModel(path, f"threshold in {card_name} is not a number: {threshold!r}")
-        self.threshold: float | None = None if threshold is None else float(threshold)
-
-    def embed(self, faces: np.ndarray, batch_size: int = 64) -> np.ndarray:
-        """Embed aligned uint8 RGB faces [N,S,S,3] -> float32 [N,D], `batch_size` at a time."""
-        faces = np.asarray(faces)
-        s = self.input_size
-        if faces.dtype != np.uint8 or faces.ndim != 4 or faces.shape[1:] != (s, s, 3):
-            raise ValueError(f"expected uint8 faces [N,{s},{s},3], got {faces.dtype} {list(faces.shape)}")
-        out = np.empty((len(faces), self.dim), np.float32)
-        for i in range(0, len(faces), batch_size):
-            out[i:i + batch_size] = self._run(faces[i:i + batch_size])
-        return out
-
-    def _run(self, batch: np.ndarray) -> np.ndarray:
-        """One batch through the network (a TFLiteEmbedder runs its interpreter instead)."""
-        return self._serve(faces=tf.constant(batch))[OUTPUT_KEY].numpy()
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({str(self.path)!r}, input_size={self.input_size}, dim={self.dim})"
-
-
-def load_embedder(path: str | os.PathLike) -> Embedder:
-    """Load an export folder (or its saved_model/ subfolder), or a `.tflite` file made by facerec-export;
-    raises BadModel with a reason."""
-    if Path(path).suffix.lower() == ".tflite":
-        from facerec.tflite import TFLiteEmbedder
-
-        return TFLiteEmbedder(path)
-    return Embedder(path)
-
-
-def _read_card(path, card_path: Path) -> dict:
-    if not card_path.is_file():
-        raise BadModel(path, f"no {CARD_FILE} next to saved_model/")
-    try:
-        card = json.loads(card_path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise BadModel(path, f"unreadable {CARD_FILE} ({_first_line(e)})") from None
-    if not isinstance(card, dict):
-        raise BadModel(path, f"{CARD_FILE} is not a JSON object")
-    return card
-
-
-def _first_line(e: Exception) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__

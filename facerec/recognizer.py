@@ -73,9 +73,9 @@ class Recognizer:
 
     @property
     def model_path(self) -> Path:
-        """`model=`, else facerec.model.default_model_path() ($FACEREC_MODEL, else the shipped model)."""
+        """`model=`, else facerec.runtime.base.default_model_path() ($FACEREC_MODEL, else the shipped model)."""
         if self._model_path is None:
-            from facerec.model import default_model_path  # imports TensorFlow: only when needed
+            from facerec.runtime.base import default_model_path
 
             self._model_path = default_model_path()
         return self._model_path
@@ -83,7 +83,7 @@ class Recognizer:
     @property
     def embedder(self):
         if self._embedder is None:
-            from facerec.model import load_embedder
+            from facerec.runtime.base import load_embedder
 
             self._embedder = load_embedder(self.model_path)
         return self._embedder
@@ -167,8 +167,10 @@ class Recognizer:
 
     # ------------------------------------------------------------ enrolment
 
-    def enroll(self, name: str, photos: list[str | os.PathLike]) -> EnrollReport:
+    def enroll(self, name: str, photos: list) -> EnrollReport:
         """Add templates of `name` from each photo's main face (others are ignored, and noted).
+
+        A photo is a path, or a (source name, encoded image bytes) pair (an upload).
 
         An existing name gets more templates; the gallery is created if needed. Raises ValueError
         for an unacceptable name; unusable photos are listed in the report's `problems`.
@@ -202,7 +204,7 @@ class Recognizer:
                 if found is not None:
                     crops, kinds, thumb, sha = found
                     vectors = emb.embed(crops)  # now, so only vectors (not crops) wait for the write
-                    rows.append((report.name, vectors, kinds, str(photo), thumb, sha))
+                    rows.append((report.name, vectors, kinds, _source(photo), thumb, sha))
                     report.photos += 1
                     report.templates += len(vectors)
                 if progress:
@@ -216,26 +218,28 @@ class Recognizer:
         return reports
 
     def _enroll_photo(self, photo, report: EnrollReport, before: Gallery | None, seen: set[tuple[str, str]]):
-        """(crops, kinds, thumbnail, content hash) of the photo's templates; None when it adds nothing."""
+        """(crops, kinds, thumbnail, content hash) of the photo's templates; None when it adds nothing.
+        `photo` is a path, or a (source name, encoded image bytes) pair (an upload to facerec-serve)."""
+        source = _source(photo)
         try:
-            data = read_bytes(photo)
+            data = photo[1] if isinstance(photo, tuple) else read_bytes(photo)
             sha = content_hash(data)
             enrolled = before.enrolled_photo(report.name, sha) if before is not None else None
             if enrolled is not None or (report.name, sha) in seen:
-                same = f" (same content as {enrolled})" if enrolled not in (None, str(photo)) else ""
-                report.already.append(f"{photo}: already enrolled under {report.name}{same}; skipped")
+                same = f" (same content as {enrolled})" if enrolled not in (None, source) else ""
+                report.already.append(f"{source}: already enrolled under {report.name}{same}; skipped")
                 return None
-            image = decode_image(data, photo)
+            image = decode_image(data, source)
         except BadInput as e:
-            report.problems.append({"path": str(photo), "reason": e.reason})
+            report.problems.append({"path": source, "reason": e.reason})
             return None
         faces, small = self.faces(image)
         if not faces:
             reason = f"face too small to enrol (under {MIN_FACE_PX} px)" if small else "no face found"
-            report.problems.append({"path": str(photo), "reason": reason})
+            report.problems.append({"path": source, "reason": reason})
             return None
         if len(faces) + small > 1:
-            report.notes.append(f"{photo}: {len(faces) + small} faces found; enrolled the main face, ignored the others")
+            report.notes.append(f"{source}: {len(faces) + small} faces found; enrolled the main face, ignored the others")
         af = faces[0]
         crops, kinds = self._templates(af.crop, af.mesh, sha)
         thumb = b""
@@ -389,6 +393,11 @@ class Recognizer:
 def content_hash(data: bytes) -> str:
     """SHA-256 (hex) of a photo file's bytes: what makes it "the same photo" for enrolment."""
     return hashlib.sha256(data).hexdigest()
+
+
+def _source(photo) -> str:
+    """The name a photo is reported and stored under: its path, or an upload's given name."""
+    return str(photo[0] if isinstance(photo, tuple) else photo)
 
 
 def _image(photo: str | os.PathLike | np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Train the mask-robust embedding: `python -m facerec.train --cache CACHE[:PEOPLE] ... --out DIR`.
+"""Train the mask-robust embedding (the `facerec-train` command, facerec/cli/train.py, calls `train`).
 
 Batches hold P identities × K faces; each identity's K faces mix synthetic-masked
 and unmasked ones, so the triplet semi-hard loss pulls a person's masked and
@@ -455,12 +455,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: int = 1) -> Path:
     return out
 
 
-def main(argv: list[str] | None = None) -> None:
-    """`python -m facerec.train`: the `facerec-train` command (facerec/cli/train.py), under its old name."""
-    from facerec.cli.train import main as command
+if __name__ == "__main__":  # `python -m facerec.train`: the facerec-train command under its module name
+    from facerec.cli.train import main
 
-    command(argv, prog_name="facerec-train")
-
-
-if __name__ == "__main__":
-    main()
+    main(prog_name="facerec-train")

@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from facerec._quiet import native_stderr_silenced
+from facerec._stderr import native_stderr_silenced
 from facerec.images import BadInput
 
 # Least box overlap that links a face to a track seen in the previous processed frames.

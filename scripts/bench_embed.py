@@ -1,6 +1,6 @@
-"""Faces per second of each embedder, in one process, on the same photos and aligned crops.
+"""Faces per second of each embedder and runtime, in one process, on the same photos and aligned crops.
 
-    .venv/bin/python scripts/bench_embed.py [--photos 64] [--model artifacts/model] [--json]
+    .venv/bin/python scripts/bench_embed.py [--photos 64] [--model artifacts/model] [--also FILE.xml] [--json]
 
 SFace needs its weights (`facerec-data fetch-sface`).
 
@@ -51,37 +51,45 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--photos", type=int, default=64)
     ap.add_argument("--model", default=None, help="Our model export (default: artifacts/model if present).")
+    ap.add_argument("--also", action="append", default=[], metavar="FILE.xml",
+                    help="Another OpenVINO file of the model to time beside it (repeatable).")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
-    from facerec.model import default_model_path
+    from facerec.runtime.base import default_model_path, load_embedder
 
     images = photos(args.photos)
-    specs = [EmbedderSpec("sface"), EmbedderSpec("dlib"), EmbedderSpec("imagenet")]
+    specs = [("sface", EmbedderSpec("sface")), ("dlib", EmbedderSpec("dlib")), ("imagenet", EmbedderSpec("imagenet"))]
     model = Path(args.model) if args.model else default_model_path()
-    if (model / "saved_model").is_dir() or model.name == "saved_model":
-        specs.insert(0, EmbedderSpec("model", str(model)))
-    embedders = [s.build() for s in specs]
+    if (model / "saved_model").is_dir():
+        # The default runtime, then the float32 OpenVINO file (the user cache), then TensorFlow itself.
+        # The default runtime, then TensorFlow itself, then any other OpenVINO files (e.g. an int8 one).
+        default = load_embedder(model)
+        specs[:0] = [(f"model (openvino {default.card['openvino']['precision']}, default)", EmbedderSpec("model", str(model))),
+                     ("model (tensorflow)", EmbedderSpec("model", str(model / "saved_model")))]
+        specs[2:2] = [(f"model (openvino {load_embedder(x).card['openvino']['precision']})", EmbedderSpec("model", x))
+                      for x in args.also]
+    embedders = [s.build() for _, s in specs]
     pipeline = next(e for e in embedders if isinstance(e, PipelineEmbedder))
     crops = [pipeline.crop(im) for im in images]
     crops = np.stack([c for c in crops if c is not None])
     results = {"photos": len(images), "crops": len(crops),
                "detect_align_per_s": rate(lambda: [pipeline.crop(im) for im in images], len(images))}
-    for spec, e in zip(specs, embedders):
+    for (label, _), e in zip(specs, embedders):
         if isinstance(e, DlibEmbedder):
             on_crops = rate(lambda: e.embed_crops(crops), len(crops))
         else:
             on_crops = rate(lambda: e.network.embed(crops), len(crops), repeats=3)
-        results[spec.name] = {"crops_per_s": on_crops, "photos_per_s": rate(lambda: e.embed_photos(images), len(images))}
+        results[label] = {"crops_per_s": on_crops, "photos_per_s": rate(lambda: e.embed_photos(images), len(images))}
     if args.json:
         print(json.dumps(results))
         return
     print(f"{len(images)} LFW photos, {len(crops)} aligned 112-px crops; "
           f"our detection + alignment: {results['detect_align_per_s']:.1f} photos/s")
-    print(f"{'embedder':<10} {'crops/s':>9} {'photos/s':>9}")
-    for spec in specs:
-        r = results[spec.name]
-        print(f"{spec.name:<10} {r['crops_per_s']:>9.1f} {r['photos_per_s']:>9.1f}")
+    print(f"{'embedder':<28} {'crops/s':>9} {'photos/s':>9}")
+    for label, _ in specs:
+        r = results[label]
+        print(f"{label:<28} {r['crops_per_s']:>9.1f} {r['photos_per_s']:>9.1f}")
 
 
 if __name__ == "__main__":

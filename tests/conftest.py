@@ -1,9 +1,15 @@
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# Derived model files (OpenVINO IRs of test models) go to a cache of this run only.
+os.environ["FACEREC_CACHE"] = tempfile.mkdtemp(prefix="facerec-test-cache-")
+atexit.register(shutil.rmtree, os.environ["FACEREC_CACHE"], True)
 
 
 def _data_root() -> Path | None:
@@ -29,7 +35,7 @@ def lfw_photo(data_dir) -> Path:
 @pytest.fixture(scope="session")
 def bad_model_reason():
     """load_embedder(path) must fail with BadModel, one line "PATH: reason"; returns the reason."""
-    from facerec.model import BadModel, load_embedder
+    from facerec.runtime.base import BadModel, load_embedder
 
     def reason(path) -> str:
         with pytest.raises(BadModel) as e:

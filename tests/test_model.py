@@ -13,16 +13,9 @@ import pytest
 
 from facerec import lite0
 from facerec.losses import TripletSemiHardLoss
-from facerec.model import (
-    BadModel,
-    Embedder,
-    build_model,
-    default_model_path,
-    export_model,
-    fingerprint,
-    load_embedder,
-    load_export_weights,
-)
+from facerec.model import build_model, export_model, load_export_weights
+from facerec.runtime.base import BadModel, default_model_path, fingerprint, load_embedder
+from facerec.runtime.savedmodel import SavedModelEmbedder
 
 import keras  # noqa: E402  (after facerec, which silences TensorFlow)
 
@@ -118,8 +111,8 @@ def test_export_layout_and_card(tiny, export):
 
 
 def test_embedder_matches_keras_and_batches(tiny, export):
-    emb = load_embedder(export)
-    assert (emb.input_size, emb.dim, emb.threshold, emb.path) == (SIZE, DIM, 0.6, export)
+    emb = load_embedder(export / "saved_model")  # TensorFlow; the default runtime: tests/test_runtime.py
+    assert (emb.input_size, emb.dim, emb.threshold, emb.path, emb.runtime) == (SIZE, DIM, 0.6, export, "tensorflow")
     x = faces(70, seed=5)
     got = emb.embed(x, batch_size=32)
     assert got.dtype == np.float32 and got.shape == (70, DIM)
@@ -172,7 +165,7 @@ def test_fingerprint_follows_weights(tiny, export, tmp_path):
     card = json.loads((copy / "model_card.json").read_text())
     del card["fingerprint"], card["threshold"]
     (copy / "model_card.json").write_text(json.dumps(card))
-    emb = Embedder(copy / "saved_model")  # the subfolder is accepted too
+    emb = SavedModelEmbedder(copy / "saved_model")  # the subfolder is accepted too
     assert emb.fingerprint == fingerprint(tiny.weights) and emb.path == copy and emb.threshold is None
 
 

@@ -87,10 +87,11 @@ def test_sface_puts_the_same_person_closer_than_others(weights, real_faces):
 
 
 def test_keras_port_reproduces_opencv_sface(weights, real_faces, tmp_path):
-    from facerec.model import build_model, export_model, load_embedder
+    from facerec.model import build_model, export_model
+    from facerec.runtime.base import load_embedder
 
     faces, _ = real_faces
     reference = sface.SFaceNetwork(weights).embed(faces)
     export = export_model(build_model("sface"), tmp_path / "port", {"name": "port"})
-    ours = load_embedder(export).embed(faces)  # through the exported SavedModel, as users load it
+    ours = load_embedder(export / "saved_model").embed(faces)  # through the exported SavedModel, as users load it
     assert np.sum(reference * ours, axis=1).min() >= 0.999

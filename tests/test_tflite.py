@@ -10,8 +10,8 @@ from click.testing import CliRunner
 from facerec.cli.export import main as export_cli
 from facerec.cli.gallery import main as gallery_cli
 from facerec.cli.match import main as match_cli
-from facerec.model import BadModel, default_model_path, load_embedder
-from facerec.tflite import PARITY_MIN_COSINE, TFLiteEmbedder, convert, cosines
+from facerec.runtime.base import BadModel, cosines, default_model_path, load_embedder
+from facerec.runtime.tflite import PARITY_MIN_COSINE, TFLiteEmbedder, convert
 
 
 def run(cli, args):
@@ -30,7 +30,7 @@ def tiny_tflite(tiny_model, tmp_path_factory):
 
 def test_export_carries_the_card_and_embeds_like_the_saved_model(tiny_model, tiny_tflite):
     path, printed = tiny_tflite
-    source = load_embedder(tiny_model)
+    source = load_embedder(tiny_model / "saved_model")
     lite = load_embedder(path)
     assert isinstance(lite, TFLiteEmbedder)
     assert (lite.input_size, lite.dim, lite.threshold) == (source.input_size, source.dim, 0.5)
@@ -106,7 +106,7 @@ def test_shipped_model_parity_on_real_faces(data_dir, detector, tmp_path):
     from facerec.images import load_image
 
     lfw = data_dir / "lfw" / "lfw-deepfunneled"
-    source = load_embedder(default_model_path())
+    source = load_embedder(default_model_path() / "saved_model")
     crops = []
     for person in sorted(p for p in lfw.iterdir() if p.is_dir())[:24]:
         image = load_image(sorted(person.glob("*.jpg"))[0])

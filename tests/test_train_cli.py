@@ -51,11 +51,6 @@ def test_usage_mistakes_are_one_line_and_exit_2(calls):
     assert r.exit_code == 2 and "'resnet' is not one of" in r.output and not calls
 
 
-def test_python_m_facerec_train_is_the_same_command(calls):
-    import facerec.train
-
-    with pytest.raises(SystemExit) as e:
-        facerec.train.main(["--cache", "a", "--out", "o", "--seed", "3"])
-    assert e.value.code == 0 and calls[-1][0] == TrainConfig(caches=["a"], out="o", seed=3)
+def test_python_m_is_the_same_command():
     r = subprocess.run([sys.executable, "-m", "facerec.train", "--help"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.startswith("Usage: facerec-train [OPTIONS]") and "--exclude-pairs" in r.stdout

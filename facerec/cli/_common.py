@@ -87,12 +87,11 @@ def clean_errors(prog: str):
 
 
 def _known_errors() -> tuple[type, ...]:
-    """The failures that carry a one-line reason. BadModel only matters once facerec.model (and so
-    TensorFlow) is imported, so commands that need no model (list, remove) never import it."""
+    """The failures that carry a one-line reason."""
     from facerec.gallery import GalleryError
+    from facerec.runtime.base import BadModel
 
-    model = sys.modules.get("facerec.model")
-    return (BadInput, GalleryError, ValueError) + ((model.BadModel,) if model else ())
+    return (BadInput, GalleryError, ValueError, BadModel)
 
 
 def output_problem(path: str, suffixes: Iterable[str]) -> str | None:

@@ -20,7 +20,8 @@ def _embedder_options(f):
                      help="Processes that detect and embed (each builds its own embedder).")(f)
     f = click.option("--embedder", type=click.Choice(NAMES), default=None, help=_EMBEDDER_HELP)(f)
     f = click.option("--model", "model_path", type=click.Path(), default=None,
-                     help="Model export folder (default: $FACEREC_MODEL, else artifacts/model).")(f)
+                     help="Model export folder (its default runtime), its saved_model/ (TensorFlow), or an OpenVINO "
+                          ".xml or .tflite file (default: $FACEREC_MODEL, else artifacts/model).")(f)
     return f
 
 
@@ -36,14 +37,9 @@ def _run(fn, *args, **kwargs):
     from facerec.evaluate import EvalError
     from facerec.images import BadInput
     from facerec.peer import PeerUnavailable
+    from facerec.runtime.base import BadModel
 
-    errors: tuple[type[BaseException], ...] = (BadInput, EvalError, PeerUnavailable)
-    try:
-        from facerec.model import BadModel
-
-        errors += (BadModel,)
-    except ImportError:  # pragma: no cover - TensorFlow missing entirely
-        pass
+    errors: tuple[type[BaseException], ...] = (BadInput, EvalError, PeerUnavailable, BadModel)
     try:
         return fn(*args, **kwargs)
     except errors as e:

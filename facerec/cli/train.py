@@ -1,4 +1,4 @@
-"""`facerec-train --cache CACHE ... --out DIR`: train the mask-robust embedding (`python -m facerec.train` too).
+"""`facerec-train --cache CACHE ... --out DIR`: train the mask-robust embedding (`python -m facerec.cli.train` too).
 
 Every TrainConfig field is an option, named after it; its help is one line of HELP below, so a new
 field needs only that line (tests/test_train_cli.py fails for a field without one).
@@ -102,3 +102,7 @@ def main(resume: bool, quiet: bool, **fields) -> None:
     cfg = TrainConfig(**{k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()})
     # Keras: a progress bar on a terminal, one line per epoch in a log, nothing with --quiet.
     click.echo(train(cfg, resume=resume, progress=0 if quiet else 1 if sys.stderr.isatty() else 2))
+
+
+if __name__ == "__main__":
+    main(prog_name=PROG)

@@ -17,10 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from facerec._quiet import native_stderr_silenced
-from facerec.model import OUTPUT_KEY, SIGNATURE, BadModel, Embedder, _first_line
-
-import tensorflow as tf
+from facerec._stderr import native_stderr_silenced
+from facerec.runtime.base import OUTPUT_KEY, SIGNATURE, BadModel, Embedder, cosines, first_line
 
 CARD_METADATA = "facerec_model_card"
 # Least cosine between the .tflite's and the SavedModel's embeddings of the export-time check faces.
@@ -39,7 +37,9 @@ def convert(export_dir: str | os.PathLike, out: str | os.PathLike, float16: bool
         raise ValueError(f"{out}: the output must end in .tflite (that is how --model recognises it)")
     if not out.parent.is_dir():
         raise ValueError(f"{out}: no such folder {out.parent}")
-    source = Embedder(export_dir)  # refuses anything that is not a usable export
+    from facerec.runtime.savedmodel import SavedModelEmbedder
+
+    source = SavedModelEmbedder(export_dir)  # refuses anything that is not a usable export
     started = time.monotonic()
     content = _convert(source, float16)
     seconds = round(time.monotonic() - started, 1)
@@ -60,23 +60,27 @@ def convert(export_dir: str | os.PathLike, out: str | os.PathLike, float16: bool
     return card
 
 
-def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise cosine similarity (exports L2-normalise, but an untrained net's tiny vectors may not be)."""
-    return np.sum(a * b, axis=1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-30)
+def _tf():
+    """TensorFlow, imported silenced when first needed (the TFLite interpreter is part of it)."""
+    from facerec import _quiet  # noqa: F401  (before TensorFlow)
+    import tensorflow as tf
+
+    return tf
 
 
-def _convert(source: Embedder, float16: bool) -> bytes:
+def _convert(source, float16: bool) -> bytes:
+    tf = _tf()
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
     with native_stderr_silenced():  # grappler logs its session start
-        frozen = convert_variables_to_constants_v2(source._serve)
+        frozen = convert_variables_to_constants_v2(source.serve)
     s = source.input_size
 
     @tf.function(input_signature=[tf.TensorSpec([None, s, s, 3], tf.uint8, name="faces")], autograph=False)
     def serve(faces):
         return {OUTPUT_KEY: frozen(faces)[0]}  # named as in the SavedModel's serving signature
 
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()], source._module)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()], source.module)
     if float16:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
@@ -84,7 +88,7 @@ def _convert(source: Embedder, float16: bool) -> bytes:
         with native_stderr_silenced():  # the MLIR converter logs every pass
             return converter.convert()
     except Exception as e:  # the converter raises many types, with multi-line messages
-        raise BadModel(source.path, f"cannot convert to TFLite ({_first_line(e)})") from None
+        raise BadModel(source.path, f"cannot convert to TFLite ({first_line(e)})") from None
 
 
 def _with_card(content: bytes, card: dict) -> tuple[bytes, dict]:
@@ -110,6 +114,7 @@ def _with_card(content: bytes, card: dict) -> tuple[bytes, dict]:
 
 def _read_card(content: bytes) -> tuple[bytes | None, str]:
     """The card's bytes (None if absent) and the digest of the other buffers; ValueError if not TFLite."""
+    _tf()
     from tensorflow.lite.python import schema_py_generated as schema
 
     if not schema.Model.ModelBufferHasIdentifier(content, 0):
@@ -132,18 +137,19 @@ def _digest(buffers) -> str:
     return h.hexdigest()
 
 
-def _interpreter(content: bytes, path) -> tf.lite.Interpreter:
+def _interpreter(content: bytes, path):
+    tf = _tf()
     try:
         with warnings.catch_warnings(), native_stderr_silenced():  # deprecation notice; XNNPACK's INFO line
             warnings.simplefilter("ignore")
             interpreter = tf.lite.Interpreter(model_content=content)
             interpreter.allocate_tensors()
     except Exception as e:  # corrupt flatbuffers fail in many ways
-        raise BadModel(path, f"cannot load the TFLite model ({_first_line(e)})") from None
+        raise BadModel(path, f"cannot load the TFLite model ({first_line(e)})") from None
     return interpreter
 
 
-def _runner(interpreter: tf.lite.Interpreter):
+def _runner(interpreter):
     with native_stderr_silenced():
         return interpreter.get_signature_runner(SIGNATURE)
 
@@ -160,9 +166,11 @@ def _write_atomically(path: Path, data: bytes) -> None:
 
 
 class TFLiteEmbedder(Embedder):
-    """A `.tflite` file made by `convert`, run by tf.lite.Interpreter: the same interface as Embedder."""
+    """A `.tflite` file made by `convert`, run by tf.lite.Interpreter: an Embedder."""
 
-    def __init__(self, path: str | os.PathLike):  # not Embedder.__init__, which loads a SavedModel
+    runtime = "tflite"
+
+    def __init__(self, path: str | os.PathLike):
         p = Path(path)
         if not p.is_file():
             raise BadModel(path, "no such file" if not p.exists() else "not a file (expected a .tflite model)")
@@ -180,7 +188,7 @@ class TFLiteEmbedder(Embedder):
         try:
             card = json.loads(raw)
         except ValueError as e:
-            raise BadModel(path, f"unreadable {CARD_METADATA} ({_first_line(e)})") from None
+            raise BadModel(path, f"unreadable {CARD_METADATA} ({first_line(e)})") from None
         if not isinstance(card, dict) or not isinstance(card.get("fingerprint"), str):
             raise BadModel(path, f"{CARD_METADATA} has no fingerprint")
         written = card.get("tflite")
@@ -193,7 +201,7 @@ class TFLiteEmbedder(Embedder):
         try:
             self._signature = _runner(self._interpreter)
         except ValueError as e:
-            raise BadModel(path, f"no {SIGNATURE!r} signature ({_first_line(e)})") from None
+            raise BadModel(path, f"no {SIGNATURE!r} signature ({first_line(e)})") from None
         inputs, outputs = self._signature.get_input_details(), self._signature.get_output_details()
         spec, out = inputs.get("faces"), outputs.get(OUTPUT_KEY)
         if (spec is None or out is None or spec["dtype"] != np.uint8 or len(spec["shape"]) != 4

@@ -1,0 +1,198 @@
+"""OpenVINO: the default runtime. An IR file pair (.xml + .bin) made from an export's SavedModel, and its loader.
+
+The .xml carries the export's model card (fingerprint, threshold, sizes) as runtime info named
+`facerec_model_card`, plus an `openvino` entry: precision, how it was checked, and the SHA-256 of the
+.bin (so a damaged weights file is refused, not run). It keeps the SavedModel's fingerprint, so a
+gallery enrolled with one works with the others.
+
+Two precisions: float32 (the SavedModel's function, cosine >= FLOAT32_MIN_COSINE on the check faces),
+the default, and int8 (NNCF post-training quantisation, calibrated on aligned faces of people the model
+was trained on), used when a folder holds one (SHIPPED) or when named; the shipped model has none, as
+int8 lost more accuracy than allowed (docs/evaluation.md). Running a file needs only `openvino`;
+making one needs TensorFlow (and NNCF for int8).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from facerec.runtime.base import (CARD_FILE, OUTPUT_KEY, BadModel, Embedder, cache_dir, check_export, cosines,
+                                  first_line, read_card)
+
+CARD_KEY = "facerec_model_card"
+SHIPPED = "openvino-int8.xml"  # beside saved_model/ in an export folder: its default runtime when present
+PRECISIONS = ("float32", "int8")
+FLOAT32_MIN_COSINE = 0.9999  # float32 IR against the SavedModel, on every check face
+INT8_MIN_COSINE = 0.98  # int8 IR against the SavedModel: a broken quantisation is refused, not shipped
+_CHECK_FACES = 16
+_core = None
+
+
+def core():
+    """One OpenVINO Core per process (it holds the CPU plugin and its thread pool)."""
+    global _core
+    if _core is None:
+        import openvino as ov
+
+        _core = ov.Core()
+    return _core
+
+
+class OpenVINOEmbedder(Embedder):
+    """An IR file pair made by `export`, compiled for the CPU."""
+
+    runtime = "openvino"
+
+    def __init__(self, path: str | os.PathLike):
+        p = Path(path)
+        if not p.is_file():
+            raise BadModel(path, "no such file" if not p.exists() else "not a file (expected an OpenVINO .xml)")
+        weights = p.with_suffix(".bin")
+        if not weights.is_file():
+            raise BadModel(path, f"no {weights.name} beside it (an OpenVINO model is the .xml and its .bin)")
+        try:
+            digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+            model = core().read_model(str(p))
+        except OSError as e:
+            raise BadModel(path, f"cannot read ({e.strerror or e})") from None
+        except Exception as e:  # OpenVINO raises RuntimeError with multi-line text for any bad IR
+            raise BadModel(path, f"not an OpenVINO model, or a damaged one ({first_line(e)})") from None
+        if not model.has_rt_info(CARD_KEY):
+            raise BadModel(path, f"no {CARD_KEY} inside: not made by facerec-export")
+        try:
+            card = json.loads(model.get_rt_info(CARD_KEY).astype(str))
+        except ValueError as e:
+            raise BadModel(path, f"unreadable {CARD_KEY} ({first_line(e)})") from None
+        if not isinstance(card, dict) or not isinstance(card.get("fingerprint"), str):
+            raise BadModel(path, f"{CARD_KEY} has no fingerprint")
+        written = card.get("openvino")
+        if not isinstance(written, dict) or "weights_sha256" not in written:
+            raise BadModel(path, f"{CARD_KEY} has no weights checksum: not made by facerec-export")
+        if digest != written["weights_sha256"]:
+            raise BadModel(path, f"damaged: {weights.name} differs from the one written at export (checksum)")
+        if len(model.inputs) != 1 or len(model.outputs) != 1:
+            raise BadModel(path, "not one input of faces and one output of embeddings")
+        shape, out = model.inputs[0].get_partial_shape(), model.outputs[0].get_partial_shape()
+        if (model.inputs[0].get_element_type().get_type_name() != "u8" or shape.rank.get_length() != 4
+                or not shape[1].is_static or shape[1] != shape[2] or shape[3] != 3 or not out[-1].is_static):
+            raise BadModel(path, f"not uint8 faces [N,S,S,3] -> {OUTPUT_KEY} [N,D]")
+        self.path, self.card = p, card
+        self.input_size, self.dim = shape[1].get_length(), out[-1].get_length()
+        self._take_card(path, CARD_KEY)
+        self.fingerprint = card["fingerprint"]
+        self.precision = written.get("precision")
+        try:
+            self._compiled = core().compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY"})
+        except Exception as e:
+            raise BadModel(path, f"cannot compile for the CPU ({first_line(e)})") from None
+        self._request = self._compiled.create_infer_request()
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        return self._request.infer([np.ascontiguousarray(batch)])[0].copy()  # the request reuses its buffer
+
+
+def for_export(root: Path, given: str | os.PathLike) -> Embedder:
+    """The default embedder of an export folder: its own int8 file if it has one made from this saved_model,
+    else the float32 file of the user cache (made now, once, if missing). A card without a fingerprint
+    (nothing to key a cache by) is run by TensorFlow."""
+    card = read_card(given, root / CARD_FILE)
+    fp = card.get("fingerprint")
+    if not isinstance(fp, str):
+        from facerec.runtime.savedmodel import SavedModelEmbedder
+
+        return SavedModelEmbedder(given)
+    shipped = root / SHIPPED
+    if shipped.exists():
+        emb = OpenVINOEmbedder(shipped)
+        if emb.fingerprint != fp:
+            raise BadModel(given, f"{SHIPPED} was made from another saved_model (fingerprint {emb.fingerprint[:12]}, "
+                                  f"the card says {fp[:12]}): run facerec-export {root} --openvino {shipped} --int8 ...")
+    else:
+        emb = OpenVINOEmbedder(cached_float32(root, fp))
+    # The folder's card is the one calibrations update (threshold); the file's own is a copy from its export.
+    emb.card = {**card, "openvino": emb.card["openvino"]}
+    emb._take_card(given, CARD_FILE)
+    return emb
+
+
+def cached_float32(root: Path, fp: str) -> Path:
+    """The float32 file of the export at `root` (fingerprint `fp`) in the user cache, made now if missing."""
+    cached = cache_dir() / "openvino" / fp[:32] / "model-float32.xml"
+    if not cached.is_file():
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        export(root, cached, "float32")
+    return cached
+
+
+def export(export_dir: str | os.PathLike, out: str | os.PathLike, precision: str = "float32",
+           calibration: np.ndarray | None = None, calibration_source: str = "") -> dict:
+    """Convert a model export's SavedModel to `out` (.xml, with its .bin) and return the card written into it.
+
+    int8 needs `calibration`: aligned uint8 faces [N,S,S,3] of people the model was trained on (never of
+    evaluation people); they are also the check faces. float32 is checked on random pixels.
+    """
+    out = Path(out)
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    if out.suffix.lower() != ".xml":
+        raise ValueError(f"{out}: the output must end in .xml (that is how --model recognises it)")
+    if not out.parent.is_dir():
+        raise ValueError(f"{out}: no such folder {out.parent}")
+    if precision == "int8" and (calibration is None or len(calibration) == 0):
+        raise ValueError("int8 needs calibration faces")
+    root = check_export(export_dir)
+    import openvino as ov
+
+    from facerec.runtime.savedmodel import SavedModelEmbedder
+
+    source = SavedModelEmbedder(root)
+    s = source.input_size
+    started = time.monotonic()
+    model = ov.convert_model(source.serve, input=[-1, s, s, 3])
+    if precision == "int8":
+        faces = np.asarray(calibration, np.uint8)
+        model = _quantise(model, faces)
+        floor = INT8_MIN_COSINE
+    else:
+        faces = np.random.default_rng(0).integers(0, 256, (_CHECK_FACES, s, s, 3), np.uint8)
+        floor = FLOAT32_MIN_COSINE
+    seconds = round(time.monotonic() - started, 1)
+    got = core().compile_model(model, "CPU")(faces)[0]
+    c = cosines(got, source.embed(faces))
+    if float(np.min(c)) < floor:
+        raise BadModel(export_dir, f"the {precision} OpenVINO model disagrees with the SavedModel (cosine "
+                                   f"{float(np.min(c)):.4f} < {floor})")
+    info = {"precision": precision, "converted_from": str(root), "check_faces": len(faces),
+            "check_faces_source": calibration_source if precision == "int8" else "random pixels",
+            "check_min_cosine": round(float(np.min(c)), 6), "check_mean_cosine": round(float(np.mean(c)), 6),
+            "convert_seconds": seconds, "openvino_version": ov.get_version()}
+    tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp.xml")
+    try:
+        ov.save_model(model, str(tmp), compress_to_fp16=False)  # first for the .bin, whose checksum the card holds
+        info["weights_sha256"] = hashlib.sha256(tmp.with_suffix(".bin").read_bytes()).hexdigest()
+        card = {**source.card, "openvino": info}
+        model.set_rt_info(json.dumps(card), CARD_KEY)
+        ov.save_model(model, str(tmp), compress_to_fp16=False)
+        os.replace(tmp.with_suffix(".bin"), out.with_suffix(".bin"))
+        os.replace(tmp, out)  # the .xml last: a loader never sees a new .xml with an old .bin
+    finally:
+        tmp.unlink(missing_ok=True)
+        tmp.with_suffix(".bin").unlink(missing_ok=True)
+    return card
+
+
+def _quantise(model, faces: np.ndarray):
+    """NNCF post-training int8 quantisation, activations calibrated on `faces` (one at a time)."""
+    import nncf
+
+    from facerec._stderr import native_stderr_silenced
+
+    with native_stderr_silenced():  # NNCF's progress bars
+        return nncf.quantize(model, nncf.Dataset([faces[i:i + 1] for i in range(len(faces))]),
+                             subset_size=len(faces), preset=nncf.QuantizationPreset.MIXED)

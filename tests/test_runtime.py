@@ -1,0 +1,139 @@
+"""The runtime layer: OpenVINO files embed like their SavedModel, are refused when damaged, and the match path
+runs without TensorFlow."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from facerec.cli.export import main as export_cli
+from facerec.runtime.base import BadModel, cache_dir, cosines, default_model_path, load_embedder
+from facerec.runtime.openvino import FLOAT32_MIN_COSINE, SHIPPED, OpenVINOEmbedder
+
+
+def faces(n, size=112, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (n, size, size, 3), np.uint8)
+
+
+@pytest.fixture(scope="module")
+def tiny_xml(tiny_model, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ov") / "tiny.xml"
+    r = CliRunner().invoke(export_cli, [str(tiny_model), "--openvino", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    return out, json.loads(r.stdout)
+
+
+def test_export_embeds_like_the_saved_model_and_keeps_the_card(tiny_model, tiny_xml):
+    path, printed = tiny_xml
+    ov, tf = load_embedder(path), load_embedder(tiny_model / "saved_model")
+    assert isinstance(ov, OpenVINOEmbedder) and ov.runtime == "openvino" and tf.runtime == "tensorflow"
+    assert (ov.input_size, ov.dim, ov.threshold, ov.fingerprint) == (tf.input_size, tf.dim, 0.5, tf.fingerprint)
+    assert printed["openvino"]["precision"] == "float32" and printed["bytes"] > path.stat().st_size
+    x = faces(70, seed=3)
+    got = ov.embed(x, batch_size=32)
+    assert got.shape == (70, tf.dim) and got.dtype == np.float32
+    assert np.min(cosines(got, tf.embed(x))) >= FLOAT32_MIN_COSINE
+    np.testing.assert_allclose(ov.embed(x[:1]), got[:1], atol=1e-5)
+
+
+def test_an_export_folder_runs_on_openvino_from_the_cache(tiny_model):
+    emb = load_embedder(tiny_model)
+    assert emb.runtime == "openvino" and emb.path.is_relative_to(cache_dir())
+    assert emb.fingerprint[:32] in str(emb.path)  # keyed by the SavedModel's fingerprint
+    made = emb.path.stat().st_mtime_ns
+    again = load_embedder(tiny_model)
+    assert again.path == emb.path and again.path.stat().st_mtime_ns == made  # made once
+
+
+def test_bad_openvino_files_have_one_line_reasons(tiny_xml, tiny_model, tmp_path, bad_model_reason):
+    reason = bad_model_reason
+    good = tiny_xml[0]
+    assert reason(tmp_path / "missing.xml") == "no such file"
+    lone = tmp_path / "lone.xml"
+    shutil.copy(good, lone)
+    assert "no lone.bin beside it" in reason(lone)
+    (tmp_path / "junk.xml").write_text("<not a model")
+    (tmp_path / "junk.bin").write_bytes(b"")
+    assert "not an OpenVINO model" in reason(tmp_path / "junk.xml")
+    shutil.copy(good, tmp_path / "flip.xml")
+    weights = bytearray(good.with_suffix(".bin").read_bytes())
+    weights[len(weights) // 2] ^= 0xFF
+    (tmp_path / "flip.bin").write_bytes(bytes(weights))
+    assert "damaged" in reason(tmp_path / "flip.xml")
+
+    import openvino as ov
+
+    import tensorflow as tf
+
+    module = tf.saved_model.load(str(tiny_model / "saved_model"))  # kept alive: the function uses its variables
+    plain = ov.convert_model(module.signatures["serving_default"], input=[-1, 112, 112, 3])
+    ov.save_model(plain, str(tmp_path / "plain.xml"))
+    assert "not made by facerec-export" in reason(tmp_path / "plain.xml")
+
+    other = tmp_path / "other"
+    shutil.copytree(tiny_model, other)
+    shutil.copy(good, other / SHIPPED)
+    shutil.copy(good.with_suffix(".bin"), (other / SHIPPED).with_suffix(".bin"))
+    card = json.loads((other / "model_card.json").read_text())
+    (other / "model_card.json").write_text(json.dumps({**card, "fingerprint": "0" * 64}))
+    assert "made from another saved_model" in reason(other)
+
+
+def test_export_cli_usage_and_errors(tiny_model, tmp_path):
+    for args, code, words in (([str(tiny_model)], 2, "one of them"),
+                              ([str(tiny_model), "--openvino", str(tmp_path / "a.xml"), "--int8"], 2, "--calibration"),
+                              ([str(tiny_model), "--tflite", str(tmp_path / "a.tflite"), "--int8"], 2, "for --openvino"),
+                              ([str(tmp_path / "nope"), "--openvino", str(tmp_path / "a.xml")], 1, "no such directory"),
+                              ([str(tiny_model), "--openvino", str(tmp_path / "a.onnx")], 1, "must end in .xml")):
+        r = CliRunner().invoke(export_cli, args)
+        assert r.exit_code == code and words in r.output and "Traceback" not in r.output, r.output
+    assert not list(tmp_path.iterdir())
+
+
+def test_shipped_model_runs_on_openvino_like_its_saved_model_on_real_faces(data_dir, detector):
+    """Acceptance: the default runtime's float32 file within 0.9999 cosine of the SavedModel on real faces."""
+    from facerec.align import aligned_faces
+    from facerec.images import load_image
+
+    lfw = data_dir / "lfw" / "lfw-deepfunneled"
+    crops = []
+    for person in sorted(p for p in lfw.iterdir() if p.is_dir())[:24]:
+        image = load_image(sorted(person.glob("*.jpg"))[0])
+        crops += [f.crop for f in aligned_faces(image, detector.detect(image)[:1], 112)]
+    x = np.stack(crops)
+    assert len(x) >= 20
+    tf = load_embedder(default_model_path() / "saved_model")
+    default = load_embedder(default_model_path())
+    assert default.runtime == "openvino" and default.card["openvino"]["precision"] == "float32"
+    assert default.fingerprint == tf.fingerprint and default.threshold == tf.threshold
+    assert np.min(cosines(default.embed(x), tf.embed(x))) >= FLOAT32_MIN_COSINE
+
+
+def test_matching_enrolment_and_video_import_no_tensorflow(tiny_model, celeb_dir, lfw_photo, tmp_path):
+    load_embedder(tiny_model)  # the cached OpenVINO file exists, as after a first use
+    script = textwrap.dedent(f"""
+        import sys
+        from facerec.cli.gallery import main as gallery
+        from facerec.cli.match import main as match
+        import facerec.video
+        for cli, args in ((gallery, ["build", {str(celeb_dir)!r}, "--mask-templates", "1"]),
+                          (gallery, ["enroll", "--name", "Aaron", {str(lfw_photo)!r}]),
+                          (match, [{str(lfw_photo)!r}, "--json"])):
+            try:
+                cli(args, standalone_mode=False)
+            except SystemExit as e:
+                assert not e.code, e.code
+        loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras", "tf_keras"))
+        print("LOADED", loaded)
+    """)
+    env = {**os.environ, "FACEREC_MODEL": str(tiny_model), "FACEREC_GALLERY": str(tmp_path / "g.h5")}
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "LOADED []" in r.stdout, r.stdout[-2000:]
+    assert '"faces"' in r.stdout
