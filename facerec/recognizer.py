@@ -67,6 +67,7 @@ class Recognizer:
         self.thumbnails = thumbnails
         self._embedder = None
         self._detector = None
+        self._presence = None
         self._gallery: tuple[tuple, Gallery] | None = None
 
     # ------------------------------------------------------------ lazy parts
@@ -95,6 +96,19 @@ class Recognizer:
 
             self._detector = FaceDetector()
         return self._detector
+
+    @property
+    def presence(self):
+        """The mask-presence CNN (facerec.presence), loaded on first use."""
+        if self._presence is None:
+            from facerec.presence import MaskPresence
+
+            self._presence = MaskPresence()
+        return self._presence
+
+    def mask_fields(self, crops) -> list[dict]:
+        """{"masked": bool, "mask_score": 0..1} per aligned crop."""
+        return [{"masked": m, "mask_score": s} for m, s in self.presence.masked(crops)]
 
     @property
     def calibrated(self) -> bool:
@@ -336,12 +350,13 @@ class Recognizer:
         if not faces:
             return out, np.zeros((0, self.embedder.dim), np.float32)
         vecs = self.embedder.embed(np.stack([f.crop for f in faces]))
-        for af, matches in zip(faces, g.search(vecs, top_k, self.aggregate, self.index)):
+        masks = self.mask_fields([f.crop for f in faces])
+        for af, mask, matches in zip(faces, masks, g.search(vecs, top_k, self.aggregate, self.index)):
             name, score = matches[0] if matches else (None, -1.0)
             score = round(score, 4)  # the identity decision uses the score as printed
             out["faces"].append({
                 "box": [round(float(v), 1) for v in af.face.box],
-                "masked": None,  # no mask classifier: we do not guess
+                **mask,
                 "identity": name if score >= threshold else None,
                 "score": score,
                 "matches": [{"identity": n, "score": round(s, 4)} for n, s in matches],
@@ -351,21 +366,22 @@ class Recognizer:
     # ------------------------------------------------------------ 1:1 and embeddings
 
     def embed(self, photo: str | os.PathLike | np.ndarray) -> list[dict]:
-        """Per face (main face first): {"box", "masked", "embedding"}, the embedding an L2-normalised
+        """Per face (main face first): {"box", "masked", "mask_score", "embedding"}, the embedding an L2-normalised
         float32 vector: what enrolling the photo would store as its "photo" template (as float16).
-        `masked` is None: there is no mask classifier yet. Raises BadInput for an unreadable file."""
+        `masked` comes from the mask-presence CNN (facerec.presence). Raises BadInput for an unreadable file."""
         faces, _ = self.faces(_image(photo))
         if not faces:
             return []
         vecs = _unit(self.embedder.embed(np.stack([f.crop for f in faces])))
-        return [{"box": [round(float(v), 1) for v in af.face.box], "masked": None, "embedding": v}
-                for af, v in zip(faces, vecs)]
+        masks = self.mask_fields([f.crop for f in faces])
+        return [{"box": [round(float(v), 1) for v in af.face.box], **mask, "embedding": v}
+                for af, mask, v in zip(faces, masks, vecs)]
 
     def verify(self, a: str | os.PathLike | np.ndarray, b: str | os.PathLike | np.ndarray,
                threshold: float | None = None) -> dict:
         """Are the main faces of photos `a` and `b` the same person? The `facerec-verify --json` object:
         {"same", "score" (cosine), "threshold", "threshold_source" ("flag" | "model" | "fallback"),
-        "threshold_far" (per pair), "faces": [per photo {"image", "box", "masked", "faces_found"}]};
+        "threshold_far" (per pair), "faces": [per photo {"image", "box", "masked", "mask_score", "faces_found"}]};
         "same" and "score" are None, with a "reason", when a photo shows no face. No gallery is
         needed. Raises BadInput for an unreadable file."""
         t, source, far = (float(threshold), "flag", None) if threshold is not None else self.pair_threshold()
@@ -374,9 +390,11 @@ class Recognizer:
         crops, missing = [], []
         for photo in (a, b):
             faces, small = self.faces(_image(photo))
-            side = {"image": _name(photo), "box": None, "masked": None, "faces_found": len(faces) + small}
+            side = {"image": _name(photo), "box": None, "masked": None, "mask_score": None,
+                    "faces_found": len(faces) + small}
             if faces:
                 side["box"] = [round(float(v), 1) for v in faces[0].face.box]
+                side.update(self.mask_fields([faces[0].crop])[0])
                 crops.append(faces[0].crop)
             else:
                 missing.append(f"{_name(photo)}: " + (f"face too small (under {MIN_FACE_PX} px)" if small else "no face found"))
