@@ -236,6 +236,8 @@ class Recognizer:
         if small:
             out["skipped_small_faces"] = small
         if not faces:
+            if not small:  # what a face must measure to be found here (a large photo: more than MIN_FACE_PX)
+                out["smallest_findable_face_px"] = max(MIN_FACE_PX, self.detector.smallest_face(image.shape))
             return out
         vecs = self.embedder.embed(np.stack([f.crop for f in faces]))
         for af, matches in zip(faces, g.search(vecs, top_k, self.aggregate, self.index)):
