@@ -6,9 +6,9 @@ finds: 38 of 41 lost masked faces in `facerec-eval --masked`); a 478-point face
 mesh run on each face's crop gives precise eye centres (irises) and mouth
 corners. Tight crops with no margin (RMFRD) defeat both, so the photo is retried
 with the short-range model on padded canvases (grey padding finds ~2/3 of the
-masked crops that black padding misses) before giving up; on a photo larger than
-SINGLE_PASS_SIDE a face found only there must also be found by the mesh (else a
-smooth photo gave a "face" as large as itself).
+masked crops that black padding misses) before giving up. On a photo larger than
+SINGLE_PASS_SIDE a face counts only where the mesh finds it too (else patterned
+backgrounds gave faces, and a smooth photo a "face" as large as itself).
 
 MediaPipe's detectors see the whole photo shrunk to 128/192 px, so a face under
 ~10 % of the photo's width vanishes. A photo larger than SINGLE_PASS_SIDE is
@@ -103,17 +103,22 @@ class FaceDetector:
             if self._yunet is not None and max(image.shape[:2]) > SINGLE_PASS_SIDE:
                 faces += [f for f in _distinct(self._multiscale(image)) if not any(_same_place(f.box, k.box) for k in faces)]
             # The mesh (the costly part) runs once per kept face, not on the duplicates merged away.
-            faces = [f if f.mesh is not None else self._refine(image, f) for f in faces]
-            large = max(image.shape[:2]) > SINGLE_PASS_SIDE
+            faces = self._meshed(image, faces)
             for model, pad, grey in _RETRIES:
                 if faces:
                     break
-                # On a large photo a padded retry's "face" counts only where the mesh finds one too: with
-                # nothing findable there they reported one as large as the photo. Tight crops (RMFRD's),
-                # which the retries exist for, keep them as they were: the mesh misses 28 of 780 masked ones.
-                faces = [f for f in (self._refine(image, f) for f in self._detect(image, model, pad, grey))
-                         if f.mesh is not None or not large]
+                faces = self._meshed(image, self._detect(image, model, pad, grey))
         return sorted(faces, key=lambda f: prominence(f.box, image.shape), reverse=True)
+
+    def _meshed(self, image: np.ndarray, faces: list[Face]) -> list[Face]:
+        """The faces with their meshes; on a photo larger than SINGLE_PASS_SIDE, only those the mesh finds
+        too: there both detectors see faces in patterned backgrounds, and the padded retries reported one
+        as large as a smooth photo. Small photos keep every face (tight crops, RMFRD's, which the retries
+        exist for: the mesh misses 28 of 780 masked ones)."""
+        faces = [self._refine(image, f) for f in faces]
+        if max(image.shape[:2]) <= SINGLE_PASS_SIDE:
+            return faces
+        return [f for f in faces if f.mesh is not None]
 
     def smallest_face(self, shape: tuple) -> int:
         """The narrowest face (px) findable in a photo of this shape: what to say when none was found."""
@@ -124,17 +129,15 @@ class FaceDetector:
 
     def _multiscale(self, image: np.ndarray) -> list[Face]:
         """YuNet's faces on the photo (shrunk to YUNET_SIDE): confident ones as found, doubtful ones when
-        MediaPipe's short-range model finds the face on a crop around them and the mesh finds it too
-        (then with MediaPipe's box and the mesh)."""
+        MediaPipe's short-range model finds the face on a crop around them (then with its box)."""
         rows = self._yunet.detect(image, min(1.0, YUNET_SIDE / max(image.shape[:2])))
         faces = []
         for r in rows:
             if r[14] >= YUNET_KEEP:
                 faces.append(Face(box=r[:4].copy(), score=float(r[14]), keypoints=r[4:14].reshape(5, 2).copy()))
-            else:  # and the mesh too: MediaPipe alone, on a crop of a patterned background, sees faces
+            else:
                 found = self._confirm(image, r[:4])
-                found = None if found is None else self._refine(image, found)
-                if found is not None and found.mesh is not None:
+                if found is not None:
                     faces.append(found)
         return faces
 
