@@ -133,7 +133,9 @@ def _paste_faces(canvas, photos, width, places, detector):
         s = width / bw
         patch = np.asarray(Image.fromarray(img[y0:y1, x0:x1]).resize((int((x1 - x0) * s), int((y1 - y0) * s))))
         px, py = int(x - (bx - x0) * s), int(y - (by - y0) * s)
-        canvas[py:py + patch.shape[0], px:px + patch.shape[1]] = patch
+        cx0, cy0 = max(px, 0), max(py, 0)  # the part of the patch inside the canvas
+        cx1, cy1 = min(px + patch.shape[1], canvas.shape[1]), min(py + patch.shape[0], canvas.shape[0])
+        canvas[cy0:cy1, cx0:cx1] = patch[cy0 - py:cy1 - py, cx0 - px:cx1 - px]
         boxes.append(np.array([x, y, width, bh * s]))
     return boxes
 
