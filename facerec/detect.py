@@ -6,7 +6,18 @@ finds: 38 of 41 lost masked faces in `facerec-eval --masked`); a 478-point face
 mesh run on each face's crop gives precise eye centres (irises) and mouth
 corners. Tight crops with no margin (RMFRD) defeat both, so the photo is retried
 with the short-range model on padded canvases (grey padding finds ~2/3 of the
-masked crops that black padding misses) before giving up.
+masked crops that black padding misses) before giving up. On a photo larger than
+SINGLE_PASS_SIDE a face counts only where the mesh finds it too (else patterned
+backgrounds gave faces, and a smooth photo a "face" as large as itself).
+
+MediaPipe's detectors see the whole photo shrunk to 128/192 px, so a face under
+~10 % of the photo's width vanishes. A photo larger than SINGLE_PASS_SIDE is
+therefore also searched by YuNet (`facerec.yunet`) at up to YUNET_SIDE px: its
+confident faces are added where MediaPipe found none, and its doubtful ones are
+kept when MediaPipe's short-range model finds the face on a crop around them.
+MediaPipe's faces come first and keep their boxes, so LFW-size photos (one pass,
+YuNet not run) detect as before. Measured on pasted-face canvases:
+scripts/bench_detect.py, docs/evaluation.md#detection.
 """
 
 from __future__ import annotations
@@ -28,6 +39,19 @@ _MESH_INPUT = 256
 # When neither model finds a face on the photo itself: (model_selection, padding as a fraction of the
 # longer side, padding grey level), tried in order until one finds a face; measured on RMFRD's masked crops.
 _RETRIES = ((0, 0.35, 128), (0, 0.35, 0), (0, 0.2, 128), (0, 0.6, 128), (0, 0.1, 128))
+# Photos whose longer side is at most this are searched by MediaPipe alone (it sees faces down to ~40 px
+# there; LFW's 250 px photos pay nothing more); larger ones by YuNet too.
+SINGLE_PASS_SIDE = 400
+# YuNet sees the photo shrunk to this longer side at most: 12 MP in ~0.3 s here, faces of ~20 px in its
+# input (YUNET_MIN_PX) still found: ~50 px on a 4000x3000 photo.
+YUNET_SIDE = 1600
+YUNET_MIN_PX = 20
+# YuNet faces scoring at least this are kept as they are; from YUNET_CANDIDATE up, MediaPipe must confirm.
+YUNET_KEEP = 0.6
+YUNET_CANDIDATE = 0.3
+# The crop a YuNet candidate is confirmed on: this many times its box, at most _CONFIRM_INPUT px.
+_CONFIRM_CROP = 2.0
+_CONFIRM_INPUT = 256
 
 
 @dataclass
@@ -43,7 +67,16 @@ class Face:
 class FaceDetector:
     """MediaPipe detector + face mesh; one instance per process (not thread-safe)."""
 
-    def __init__(self, min_score: float = 0.5):
+    def __init__(self, min_score: float = 0.5, multiscale: bool = True):
+        """`multiscale` searches large photos with YuNet too, when its weights are there (`facerec-data
+        fetch-yunet`; without them large photos get MediaPipe alone, and `smallest_face` says so)."""
+        from facerec.sface import WeightsUnavailable
+        from facerec.yunet import YuNet
+
+        try:
+            self._yunet = YuNet(min_score=YUNET_CANDIDATE) if multiscale else None
+        except WeightsUnavailable:
+            self._yunet = None
         with native_stderr_silenced():
             mp = import_mediapipe()
             self._detectors = [
@@ -66,13 +99,63 @@ class FaceDetector:
             # Both models on the photo itself: the full-range one misses some masked faces that the
             # short-range one finds, and stopping at the first that finds anything loses them.
             faces = _merge(self._detect(image, 1, 0.0, 0) + self._detect(image, 0, 0.0, 0))
+            if self._yunet is not None and max(image.shape[:2]) > SINGLE_PASS_SIDE:
+                faces += [f for f in _distinct(self._multiscale(image)) if not any(_same_place(f.box, k.box) for k in faces)]
+            # The mesh (the costly part) runs once per kept face, not on the duplicates merged away.
+            faces = self._meshed(image, faces)
             for model, pad, grey in _RETRIES:
                 if faces:
                     break
-                faces = self._detect(image, model, pad, grey)
-            # The mesh (the costly part) runs once per kept face, not on the duplicates merged away.
-            faces = [self._refine(image, f) for f in faces]
+                faces = self._meshed(image, self._detect(image, model, pad, grey))
         return sorted(faces, key=lambda f: prominence(f.box, image.shape), reverse=True)
+
+    def _meshed(self, image: np.ndarray, faces: list[Face]) -> list[Face]:
+        """The faces with their meshes; on a photo larger than SINGLE_PASS_SIDE, only those the mesh finds
+        too: there both detectors see faces in patterned backgrounds, and the padded retries reported one
+        as large as a smooth photo. Small photos keep every face (tight crops, RMFRD's, which the retries
+        exist for: the mesh misses 28 of 780 masked ones)."""
+        faces = [self._refine(image, f) for f in faces]
+        if max(image.shape[:2]) <= SINGLE_PASS_SIDE:
+            return faces
+        return [f for f in faces if f.mesh is not None]
+
+    def smallest_face(self, shape: tuple) -> int:
+        """The narrowest face (px) findable in a photo of this shape: what to say when none was found."""
+        side = max(shape[:2])
+        if self._yunet is not None and side > SINGLE_PASS_SIDE:
+            return int(np.ceil(YUNET_MIN_PX * side / min(side, YUNET_SIDE)))
+        return int(np.ceil(0.1 * side))
+
+    def _multiscale(self, image: np.ndarray) -> list[Face]:
+        """YuNet's faces on the photo (shrunk to YUNET_SIDE): confident ones as found, doubtful ones when
+        MediaPipe's short-range model finds the face on a crop around them (then with its box)."""
+        rows = self._yunet.detect(image, min(1.0, YUNET_SIDE / max(image.shape[:2])))
+        faces = []
+        for r in rows:
+            if r[14] >= YUNET_KEEP:
+                faces.append(Face(box=r[:4].copy(), score=float(r[14]), keypoints=r[4:14].reshape(5, 2).copy()))
+            else:
+                found = self._confirm(image, r[:4])
+                if found is not None:
+                    faces.append(found)
+        return faces
+
+    def _confirm(self, image: np.ndarray, box: np.ndarray) -> Face | None:
+        """MediaPipe's short-range face on a square crop of _CONFIRM_CROP x `box`, if it overlaps `box`."""
+        x, y, bw, bh = box
+        side = _CONFIRM_CROP * max(bw, bh)
+        size = int(min(_CONFIRM_INPUT, round(side)))
+        scale = size / side
+        M = np.array([[scale, 0, size / 2 - scale * (x + bw / 2)], [0, scale, size / 2 - scale * (y + bh / 2)]],
+                     np.float32)
+        crop = cv2.warpAffine(image, M, (size, size), flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=(128, 128, 128))
+        for f in self._detect(crop, 0, 0.0, 0):
+            f = replace(f, box=np.concatenate([(f.box[:2] - M[:, 2]) / scale, f.box[2:] / scale]).astype(np.float32),
+                        keypoints=((f.keypoints - M[:, 2]) / scale).astype(np.float32))
+            if iou(f.box, box) >= 0.3:
+                return f
+        return None
 
     def _detect(self, image: np.ndarray, model: int, pad: float, grey: int) -> list[Face]:
         """One model's faces on the photo (padded by `pad`), with the detector's keypoints; no mesh yet."""
@@ -129,6 +212,22 @@ def iou(a, b) -> float:
     x1, y1 = np.minimum(a[:2] + a[2:], b[:2] + b[2:])
     inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
     return inter / (a[2] * a[3] + b[2] * b[3] - inter + 1e-9)
+
+
+def _same_place(a: np.ndarray, b: np.ndarray) -> bool:
+    """Two boxes (of two detectors' conventions) on one face: they overlap, or one's centre is in the other."""
+    ca, cb = a[:2] + a[2:] / 2, b[:2] + b[2:] / 2
+    inside = lambda c, r: r[0] <= c[0] <= r[0] + r[2] and r[1] <= c[1] <= r[1] + r[3]  # noqa: E731
+    return iou(a, b) >= 0.3 or inside(ca, b) or inside(cb, a)
+
+
+def _distinct(faces: list[Face]) -> list[Face]:
+    """One face per place (`_same_place`: boxes of either detector), the most confident kept."""
+    kept: list[Face] = []
+    for f in sorted(faces, key=lambda f: f.score, reverse=True):
+        if not any(_same_place(f.box, k.box) for k in kept):
+            kept.append(f)
+    return kept
 
 
 def _merge(faces: list[Face], min_iou: float = 0.3) -> list[Face]:

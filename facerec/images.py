@@ -73,7 +73,8 @@ def _opened(data: bytes, path: str | os.PathLike, max_pixels: int) -> Image.Imag
             raise BadInput(path, "not a readable image") from None
     w, h = img.size
     if w * h > max_pixels:
-        raise BadInput(path, f"image too large ({w}x{h} pixels > {max_pixels} limit)")
+        raise BadInput(path, f"image too large ({w}x{h} pixels > {max_pixels} limit): shrink it to "
+                             f"{max_pixels / 1e6:.0f} megapixels or less")
     if img.format == "JPEG" and not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
         # PIL and OpenCV half-decode JPEGs cut short; refuse them instead.
         raise BadInput(path, "truncated JPEG (no end-of-image marker)")

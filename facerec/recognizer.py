@@ -348,6 +348,8 @@ class Recognizer:
         if small:
             out["skipped_small_faces"] = small
         if not faces:
+            if not small:  # what a face must measure to be found here (a large photo: more than MIN_FACE_PX)
+                out["smallest_findable_face_px"] = max(MIN_FACE_PX, self.detector.smallest_face(image.shape))
             return out, np.zeros((0, self.embedder.dim), np.float32)
         vecs = self.embedder.embed(np.stack([f.crop for f in faces]))
         masks = self.mask_fields([f.crop for f in faces])

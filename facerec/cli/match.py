@@ -161,7 +161,9 @@ def _note(notes: Notes, result: dict) -> None:
         notes.add(f"photos had faces under {MIN_FACE_PX} px, skipped",
                   f"{photo}: {small} face(s) under {MIN_FACE_PX} px skipped")
     elif not n:
-        notes.add("photos had no face", f"{photo}: no face found")
+        least = result.get("smallest_findable_face_px", 0)
+        hint = f" (faces narrower than ~{least} px cannot be found in a photo this size)" if least > MIN_FACE_PX else ""
+        notes.add("photos had no face", f"{photo}: no face found{hint}")
     if n > 1:
         notes.add("photos had several faces; each was matched, main face first",
                   f"{photo}: {n} faces; each is matched, main face first")

