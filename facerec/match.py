@@ -35,7 +35,8 @@ def table(result: dict) -> str:
         others = f["matches"][1:] if known else f["matches"]
         listed = ", ".join(f"{display_name(m['identity'])} {m['score']:.3f}" for m in others)
         who = display_name(f["identity"]) if known else "unknown"
-        mask = " masked" if f.get("masked") else "       "
+        mask = "" if f.get("mask_score") is None else \
+            f"  {'masked ' if f['masked'] else 'no mask'} {f['mask_score']:.2f}"
         lines.append(f"  face {i + 1}{mask}  {who:<24s}  score {f['score']:.3f}  "
                      f"(threshold {result['threshold']:.3f})"
                      + (f"  {'runner-ups' if known else 'closest'}: {listed}" if listed else ""))

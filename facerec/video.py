@@ -197,7 +197,8 @@ def recognise(rec, cap: cv2.VideoCapture, fps: float, every: int = 1, top_k: int
             if index % every == 0:
                 result, vecs = rec.identify_faces(frame, top_k)
                 tracks = tracker.update(result["faces"], index, t, vecs)
-                faces = [{"track": tr.id, "box": f["box"], "masked": f["masked"], "identity": f["identity"],
+                faces = [{"track": tr.id, "box": f["box"], "masked": f["masked"],
+                          "mask_score": f["mask_score"], "identity": f["identity"],
                           "score": f["score"]}
                          for f, tr in zip(result["faces"], tracks)]
                 if faces:

@@ -51,8 +51,8 @@ def test_match_json_contract(env, celeb_dir, lfw_photo, tmp_path):
     res = json.loads(r.stdout)
     assert [x["image"] for x in res] == photos
     face = res[0]["faces"][0]
-    assert set(face) == {"box", "masked", "identity", "score", "matches"} and len(face["box"]) == 4
-    assert face["masked"] is None and 1 <= len(face["matches"]) <= 5
+    assert set(face) == {"box", "masked", "mask_score", "identity", "score", "matches"} and len(face["box"]) == 4
+    assert face["masked"] is False and 0 <= face["mask_score"] < 0.5 and 1 <= len(face["matches"]) <= 5
     scores = [m["score"] for m in face["matches"]]
     assert scores == sorted(scores, reverse=True) and face["score"] == scores[0]
     assert (face["identity"] is None) == (face["score"] < res[0]["threshold"])
@@ -275,7 +275,7 @@ def test_verify_and_embed_agree_with_the_gallery(env, lfw_photo, data_dir, tmp_p
     v = json.loads(r.stdout)
     # The tiny model's card has no 1:1 threshold: the fallback, said so.
     assert v["threshold_source"] == "fallback" and "uncalibrated" in r.stderr and v["threshold_far"] is None
-    assert v["same"] == (v["score"] >= v["threshold"]) and [f["masked"] for f in v["faces"]] == [None, None]
+    assert v["same"] == (v["score"] >= v["threshold"]) and [f["masked"] for f in v["faces"]] == [False, False]
     r = run(verify_cli, [str(lfw_photo), str(other), "--threshold", str(v["score"] - 0.01)])
     assert r.exit_code == 0 and r.stdout.startswith("same person") and "(flag)" in r.stdout
     r = run(verify_cli, [str(lfw_photo), str(other), "--threshold", str(v["score"] + 0.01)])
@@ -294,7 +294,7 @@ def test_verify_and_embed_agree_with_the_gallery(env, lfw_photo, data_dir, tmp_p
     assert abs(float(rows[0] @ rows[1]) - v["score"]) < 1e-4  # verify's score is the embeddings' cosine
     assert r.stdout.splitlines()[1].split("\t")[:2] == [str(other), "1"] and "row 1" in r.stdout
     one = json.loads(run(embed_cli, [str(lfw_photo), "--json"]).stdout)
-    assert one["faces"][0]["masked"] is None and len(one["faces"][0]["embedding"]) == 32
+    assert one["faces"][0]["masked"] is False and len(one["faces"][0]["embedding"]) == 32
     bad = run(embed_cli, [str(lfw_photo), "--npy", str(tmp_path / "e.txt")])
     assert bad.exit_code == 2 and len(bad.stderr.strip().splitlines()) == 1 and ".npy" in bad.stderr
 

@@ -70,3 +70,13 @@ def test_mask_templates_folder_must_exist(tmp_path):
 
     with pytest.raises(ValueError, match="masks.cfg"):
         load_templates(str(tmp_path))
+
+
+def test_text_output_shows_mask_presence():
+    from facerec.match import table
+
+    face = {"box": [0, 0, 9, 9], "identity": "ada", "score": 0.8, "masked": True, "mask_score": 0.97,
+            "matches": [{"identity": "ada", "score": 0.8}]}
+    bare = {**face, "masked": False, "mask_score": 0.02}
+    text = table({"image": "x.jpg", "threshold": 0.5, "faces": [face, bare]}).splitlines()
+    assert "face 1  masked  0.97  ada" in text[1] and "face 2  no mask 0.02  ada" in text[2]

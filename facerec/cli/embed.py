@@ -15,7 +15,7 @@ PROG = "facerec-embed"
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("photos", nargs=-1, required=True, type=click.Path())
 @click.option("--json", "as_json", is_flag=True,
-              help='[{"image", "faces": [{"box", "masked", "embedding"}]}] on stdout (an object for one photo).')
+              help='[{"image", "faces": [{"box", "masked", "mask_score", "embedding"}]}] on stdout (an object for one photo).')
 @click.option("--npy", default=None, type=click.Path(), metavar="OUT",
               help="Write every face's embedding to OUT.npy, float32 [faces, D], in the order the text lists them.")
 @model_option
@@ -24,7 +24,7 @@ def main(photos, as_json, npy, model):
     """Embed every face of each PHOTO (main face first) with the model matching uses.
 
     Text output: one tab-separated line per face: photo, face number, box (x,y,w,h), then the
-    embedding's values (or, with --npy, its row in OUT). `masked` is null: no mask classifier yet.
+    embedding's values (or, with --npy, its row in OUT); --json adds `masked` and `mask_score` per face.
     An unreadable photo is one error line; the others are still embedded, and the exit status is 1.
     """
     if npy and (problem := output_problem(npy, (".npy",))):
