@@ -126,16 +126,15 @@ def create_app(recognizer: Recognizer, token: str | None = None, max_upload_mb: 
     async def enroll(name: str = Form(...), image: list[UploadFile] = File(...)):
         photos = []
         for i, upload in enumerate(image):
-            data = await upload.read()
-            name = upload.filename or f"upload-{i + 1}"
-            decode_image(data, name)  # a bad image is a 400 before any face work
-            photos.append((name, data))
+            data, source = await upload.read(), upload.filename or f"upload-{i + 1}"
+            decode_image(data, source)  # a bad image is a 400 before any face work
+            photos.append((source, data))
         try:
             report = await _in_thread(lock, recognizer.enroll, name, photos)
         except ValueError as e:  # an unacceptable name
             return error(400, str(e))
         return {"name": report.name, "photos": report.photos, "templates": report.templates,
-                "problems": report.problems, "notes": report.notes}
+                "problems": report.problems, "notes": report.notes, "already": report.already}
 
     @app.get("/people")
     def people():

@@ -101,9 +101,11 @@ def test_video_names_each_track_and_writes_the_annotated_video(clip, shipped_env
     named = [t for t in tracks if t["identity"]]
     assert [t["identity"] for t in named] == list(PEOPLE), tracks
     assert all(t["score"] >= res["threshold"] for t in named)
-    # Alejandro Toledo's photo has a bystander at its edge: when the roll brings it in (frame 6) the
-    # short-range detector finds it, an unknown face seen once.
-    assert all(t["identity"] is None and t["frames"] == 1 for t in tracks if not t["identity"])
+    # Alejandro Toledo's photo has a bystander cut by its edge: on these 500-px frames YuNet finds it
+    # whenever Toledo is in view: one stranger's track, never named.
+    strangers = [t for t in tracks if not t["identity"]]
+    assert len(strangers) <= 1 and all(t["score"] < res["threshold"] and t["first_frame"] >= named[1]["first_frame"]
+                                       for t in strangers), tracks
     assert (named[0]["first"], named[0]["last"], named[0]["frames"]) == (0.0, 1.6, 5)  # frames 0, 2, ..., 8
     assert (named[1]["first_frame"], named[1]["frames"]) == (4, 3)  # enters at 3: first seen at 4
     assert [f["frame"] for f in res["detections"]] == [0, 2, 4, 6, 8]
