@@ -91,7 +91,8 @@ class EmbedderSpec:
 
     def build(self) -> PhotoEmbedder:
         if self.name == "model":
-            from facerec.runtime.base import default_model_path, load_embedder
+            from facerec.runtime.base import default_model_path
+            from facerec.runtime import load_embedder
 
             return PipelineEmbedder("model", load_embedder(self.model_path or default_model_path()))
         if self.name == "sface":

@@ -84,7 +84,7 @@ class Recognizer:
     @property
     def embedder(self):
         if self._embedder is None:
-            from facerec.runtime.base import load_embedder
+            from facerec.runtime import load_embedder
 
             self._embedder = load_embedder(self.model_path)
         return self._embedder

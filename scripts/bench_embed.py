@@ -56,7 +56,8 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
-    from facerec.runtime.base import default_model_path, load_embedder
+    from facerec.runtime.base import default_model_path
+    from facerec.runtime import load_embedder
 
     images = photos(args.photos)
     specs = [("sface", EmbedderSpec("sface")), ("dlib", EmbedderSpec("dlib")), ("imagenet", EmbedderSpec("imagenet"))]

@@ -13,7 +13,7 @@ import numpy as np
 
 from facerec.data import load_cache
 from facerec.images import load_image
-from facerec.runtime.base import load_embedder
+from facerec.runtime import load_embedder
 
 
 def loo_rank1(emb: np.ndarray, ids: np.ndarray) -> tuple[float, int]:

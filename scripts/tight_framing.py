@@ -20,7 +20,7 @@ from facerec.detect import FaceDetector
 from facerec.evaluate import read_pairs
 from facerec.images import load_image
 from facerec.metrics import auc, kfold_accuracy
-from facerec.runtime.base import load_embedder
+from facerec.runtime import load_embedder
 from facerec.train import frame
 
 BOXES = {"full": (0, 0, 112, 112), "mild": (13, 16, 102, 110), "RMFRD median": (18, 23, 95, 102),

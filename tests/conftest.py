@@ -35,7 +35,8 @@ def lfw_photo(data_dir) -> Path:
 @pytest.fixture(scope="session")
 def bad_model_reason():
     """load_embedder(path) must fail with BadModel, one line "PATH: reason"; returns the reason."""
-    from facerec.runtime.base import BadModel, load_embedder
+    from facerec.runtime.base import BadModel
+    from facerec.runtime import load_embedder
 
     def reason(path) -> str:
         with pytest.raises(BadModel) as e:

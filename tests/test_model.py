@@ -14,7 +14,8 @@ import pytest
 from facerec import lite0
 from facerec.losses import TripletSemiHardLoss
 from facerec.model import build_model, export_model, load_export_weights
-from facerec.runtime.base import BadModel, default_model_path, fingerprint, load_embedder
+from facerec.runtime.base import BadModel, default_model_path, fingerprint
+from facerec.runtime import load_embedder
 from facerec.runtime.savedmodel import SavedModelEmbedder
 
 import keras  # noqa: E402  (after facerec, which silences TensorFlow)

@@ -13,7 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from facerec.cli.export import main as export_cli
-from facerec.runtime.base import BadModel, cache_dir, cosines, default_model_path, load_embedder
+from facerec.runtime.base import BadModel, cache_dir, cosines, default_model_path
+from facerec.runtime import load_embedder
 from facerec.runtime.openvino import FLOAT32_MIN_COSINE, SHIPPED, OpenVINOEmbedder
 
 

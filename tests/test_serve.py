@@ -22,7 +22,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(tiny_model, tmp_path_factory):
-    from facerec.runtime.base import load_embedder
+    from facerec.runtime import load_embedder
 
     load_embedder(tiny_model)  # its OpenVINO file into this run's cache now, so the server needs no TensorFlow
     gallery = tmp_path_factory.mktemp("serve") / "g.h5"

@@ -88,7 +88,7 @@ def test_sface_puts_the_same_person_closer_than_others(weights, real_faces):
 
 def test_keras_port_reproduces_opencv_sface(weights, real_faces, tmp_path):
     from facerec.model import build_model, export_model
-    from facerec.runtime.base import load_embedder
+    from facerec.runtime import load_embedder
 
     faces, _ = real_faces
     reference = sface.SFaceNetwork(weights).embed(faces)

@@ -10,7 +10,8 @@ from click.testing import CliRunner
 from facerec.cli.export import main as export_cli
 from facerec.cli.gallery import main as gallery_cli
 from facerec.cli.match import main as match_cli
-from facerec.runtime.base import BadModel, cosines, default_model_path, load_embedder
+from facerec.runtime.base import BadModel, cosines, default_model_path
+from facerec.runtime import load_embedder
 from facerec.runtime.tflite import PARITY_MIN_COSINE, TFLiteEmbedder, convert
 
 

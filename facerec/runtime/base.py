@@ -1,4 +1,4 @@
-"""The `Embedder` interface, the model-path conventions, and `load_embedder`, which picks a runtime by file type.
+"""The `Embedder` interface and the model-path conventions (`facerec.runtime.load_embedder` picks a runtime by them).
 
 A model export folder holds saved_model/ (the model of record, TensorFlow), model_card.json, and may hold
 openvino-int8.xml/.bin (a quantised file facerec-export writes there on request). Loading a path:
@@ -119,28 +119,6 @@ def check_export(path: str | os.PathLike) -> Path:
     if not (root / "saved_model" / "saved_model.pb").is_file():
         raise BadModel(path, "no saved_model/saved_model.pb inside (not a model export)")
     return root
-
-
-def load_embedder(path: str | os.PathLike) -> Embedder:
-    """The embedder for a model path (see the module docstring for which runtime); raises BadModel with a reason."""
-    p = Path(path)
-    suffix = p.suffix.lower()
-    if suffix == ".tflite":
-        from facerec.runtime.tflite import TFLiteEmbedder
-
-        return TFLiteEmbedder(path)
-    if suffix == ".xml":
-        from facerec.runtime.openvino import OpenVINOEmbedder
-
-        return OpenVINOEmbedder(path)
-    root = check_export(path)
-    if p.name == "saved_model":
-        from facerec.runtime.savedmodel import SavedModelEmbedder
-
-        return SavedModelEmbedder(path)
-    from facerec.runtime.openvino import for_export
-
-    return for_export(root, path)
 
 
 def read_card(path, card_path: Path) -> dict:
