@@ -4,7 +4,7 @@ The face embedding is trained to look through masks, so it cannot tell whether o
 linear probe on it: 59 % right on RMFRD); a 4-layer CNN on the aligned crop scaled to 64 px can. It
 was trained on synthetic masks only (drawn and photographic, on CelebA faces: never on RMFRD) by
 `scripts/train_mask_presence.py`, which measures it on RMFRD's labels and LFW; it ships as an
-OpenVINO IR beside this module (about 0.25 MB) and costs well under a millisecond per face.
+OpenVINO IR beside this module (about 0.25 MB, 13.6 M multiply-adds per face at 64 px).
 """
 
 from __future__ import annotations
