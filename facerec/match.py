@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from facerec.gallery import Gallery
+from facerec.search.gallery import Gallery
 
 _GREEN, _RED, _GREY, _WHITE = (40, 150, 60), (200, 40, 40), (70, 70, 70), (255, 255, 255)
 

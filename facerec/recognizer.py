@@ -9,7 +9,7 @@
 
 The model and detector load on first use, never at import.
 Several faces in a photo: `identify` matches each and `embed` embeds each (main face first: see
-`facerec.detect.prominence`); enrolment and `verify` use the main face and note that the others
+`facerec.faces.detect.prominence`); enrolment and `verify` use the main face and note that the others
 were ignored. Faces under MIN_FACE_PX are skipped. A photo already enrolled under a name (same
 file content) is not enrolled again.
 """
@@ -25,7 +25,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from facerec.gallery import INDEXES, Gallery, default_gallery_path, editing, validate_name
+from facerec.search.gallery import INDEXES, Gallery, default_gallery_path, editing, validate_name
 from facerec.images import BadInput, decode_image, read_bytes
 
 # Used only when neither the gallery nor the model card carries a calibrated threshold (the CLIs warn).
@@ -92,16 +92,16 @@ class Recognizer:
     @property
     def detector(self):
         if self._detector is None:
-            from facerec.detect import FaceDetector
+            from facerec.faces.detect import FaceDetector
 
             self._detector = FaceDetector()
         return self._detector
 
     @property
     def presence(self):
-        """The mask-presence CNN (facerec.presence), loaded on first use."""
+        """The mask-presence CNN (facerec.faces.presence), loaded on first use."""
         if self._presence is None:
-            from facerec.presence import MaskPresence
+            from facerec.faces.presence import MaskPresence
 
             self._presence = MaskPresence()
         return self._presence
@@ -160,7 +160,7 @@ class Recognizer:
 
     def faces(self, image: np.ndarray):
         """Aligned faces large enough to recognise (main face first), and the number too small."""
-        from facerec.align import aligned_faces
+        from facerec.faces.align import aligned_faces
 
         found = self.detector.detect(image)
         big = [f for f in found if min(f.box[2], f.box[3]) >= MIN_FACE_PX]
@@ -169,7 +169,7 @@ class Recognizer:
     def _templates(self, crop: np.ndarray, mesh: np.ndarray | None, sha256: str) -> tuple[np.ndarray, list[str]]:
         """The photo's crop and its synthetic-masked copies, seeded by the photo's content hash (its
         `content_hash`): the same photo gives the same templates whatever its path."""
-        from facerec.masks import apply_mask
+        from facerec.faces.masks import apply_mask
 
         crops, kinds = [crop], ["photo"]
         seed = int(sha256[:16], 16)
@@ -284,8 +284,8 @@ class Recognizer:
         A photo whose content is enrolled is no stranger's and is skipped. Returns what was stored
         and measured; the gallery's templates are unchanged.
         """
-        from facerec.gallery import GalleryError
-        from facerec.metrics import open_set_threshold
+        from facerec.search.gallery import GalleryError
+        from facerec.evaluation.metrics import open_set_threshold
 
         if not 0 < far < 1:
             raise ValueError(f"--far must be between 0 and 1, not {far}")
@@ -370,7 +370,7 @@ class Recognizer:
     def embed(self, photo: str | os.PathLike | np.ndarray) -> list[dict]:
         """Per face (main face first): {"box", "masked", "mask_score", "embedding"}, the embedding an L2-normalised
         float32 vector: what enrolling the photo would store as its "photo" template (as float16).
-        `masked` comes from the mask-presence CNN (facerec.presence). Raises BadInput for an unreadable file."""
+        `masked` comes from the mask-presence CNN (facerec.faces.presence). Raises BadInput for an unreadable file."""
         faces, _ = self.faces(_image(photo))
         if not faces:
             return []

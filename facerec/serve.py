@@ -24,7 +24,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from facerec.gallery import GalleryError
+from facerec.search.gallery import GalleryError
 from facerec.images import BadInput, decode_image
 from facerec.recognizer import Recognizer
 

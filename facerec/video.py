@@ -94,7 +94,7 @@ class Tracker:
     def update(self, faces: list[dict], frame: int, t: float, embeddings: np.ndarray | None = None) -> list[Track]:
         """The track of each face (in order); unmatched faces start tracks, unseen tracks age.
         `embeddings` (one per face) keep a cut to another person in the same spot out of the track."""
-        from facerec.detect import iou  # MediaPipe loads with facerec.detect: only once frames come
+        from facerec.faces.detect import iou  # MediaPipe loads with facerec.faces.detect: only once frames come
 
         open_ = [tr for tr in self.tracks if tr.gap <= self.max_gap]
 

@@ -3,7 +3,7 @@
     .venv/bin/python scripts/bench_detect.py [--canvases 120] [--seed 0] [--json]
 
 Faces of ../shared/data are pasted at known places and sizes onto generated canvases: LFW photos of
-the pairsDevTest people (unmasked, and with a synthetic mask: `facerec.evaluate.mask_photo`) and RMFRD
+the pairsDevTest people (unmasked, and with a synthetic mask: `facerec.evaluation.evaluate.mask_photo`) and RMFRD
 crops (real masks, and the same people unmasked; a detection benchmark, nothing is trained or chosen on
 it). Each source's known box is the main face our detector finds on the source photo itself (LFW and
 RMFRD sized photos: one pass, the detection this benchmark does not question), scaled with it; a
@@ -36,8 +36,8 @@ import cv2
 import numpy as np
 
 from facerec import _quiet  # noqa: F401  (before MediaPipe)
-from facerec.data import data_root, read_people
-from facerec.detect import FaceDetector, iou
+from facerec.training.data import data_root, read_people
+from facerec.faces.detect import FaceDetector, iou
 from facerec.images import load_image
 
 SIZES = ((640, 480), (1280, 960), (1920, 1440), (4000, 3000))
@@ -64,7 +64,7 @@ class Canvas:
 
 def sources(root: Path, det: FaceDetector, per_kind: int, rng: np.random.Generator) -> tuple[dict, dict]:
     """`per_kind` sources of each kind (seeded), and how many were left out for want of a face."""
-    from facerec.evaluate import mask_photo
+    from facerec.evaluation.evaluate import mask_photo
 
     lfw = root / "lfw" / "lfw-deepfunneled"
     people = read_people(root / "lfw" / "peopleDevTest.txt")

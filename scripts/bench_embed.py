@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from facerec import _quiet  # noqa: F401  (before TensorFlow / MediaPipe)
-from facerec.data import data_root, discover
-from facerec.embedders import DlibEmbedder, EmbedderSpec, PipelineEmbedder
+from facerec.training.data import data_root, discover
+from facerec.evaluation.embedders import DlibEmbedder, EmbedderSpec, PipelineEmbedder
 from facerec.images import load_image
 
 

@@ -5,7 +5,7 @@
      float32 templates, per-identity aggregation, running top-k), kept here as the reference;
    - exact: `Gallery.search` (float16 templates scanned by faiss's SIMD scanner, then exact
      per-identity scores);
-   - ann: `Gallery.search(index="ann")` (facerec.index: IVF, float16 codes), with its build time.
+   - ann: `Gallery.search(index="ann")` (facerec.search.index: IVF, float16 codes), with its build time.
    For each: one face's top-5 latency (median over 30 queries, the three paths interleaved so that
    the load of this shared machine hits them alike), batch throughput (faces/s, 128 faces per call),
    template memory; top-1 agreement of exact with float32 and recall@1 of ann against exact.
@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from facerec.gallery import Gallery, _aggregate
-from facerec.index import AnnIndex
+from facerec.search.gallery import Gallery, _aggregate
+from facerec.search.index import AnnIndex
 
 PER_PERSON = 4
 _CHUNK, _QUERIES = 32768, 128  # the float32 reference: templates and query faces scored at once

@@ -1,7 +1,7 @@
 """Training speed (faces/s) of one backbone under float32 and Keras mixed_bfloat16 on this CPU.
 
 Each policy runs in its own process (Keras' dtype policy is global): the real trainer
-(`facerec.train.make_trainer`, triplet loss), P×K batches of random faces, timed after warm-up.
+(`facerec.training.train.make_trainer`, triplet loss), P×K batches of random faces, timed after warm-up.
 
     python scripts/bench_train_precision.py --backbone efficientnet-lite0 --steps 20
 """
@@ -23,8 +23,8 @@ def run(policy: str, backbone: str, steps: int, warmup: int) -> dict:
     import tensorflow as tf
 
     keras.mixed_precision.set_global_policy(policy)
-    from facerec.model import build_model
-    from facerec.train import TrainConfig, make_trainer
+    from facerec.nets.model import build_model
+    from facerec.training.train import TrainConfig, make_trainer
 
     cfg = TrainConfig(caches=[], out="", backbone=backbone)
     B = cfg.identities_per_batch * cfg.images_per_identity

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from facerec.data import data_root, read_pairs_people, read_people
-from facerec.train import normalise_name
+from facerec.training.data import data_root, read_pairs_people, read_people
+from facerec.training.train import normalise_name
 
 
 def main() -> None:

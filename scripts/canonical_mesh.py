@@ -1,4 +1,4 @@
-"""Rebuild facerec/canonical_mesh.npy: the mean aligned face mesh of LFW faces.
+"""Rebuild facerec/faces/canonical_mesh.npy: the mean aligned face mesh of LFW faces.
 
 masks.apply_mask falls back to this mesh when a crop has none, so it must sit
 where MediaPipe puts an average ArcFace-aligned 112-px face.
@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from facerec.align import aligned_faces
-from facerec.detect import FaceDetector
+from facerec.faces.align import aligned_faces
+from facerec.faces.detect import FaceDetector
 from facerec.images import load_image
 
-OUT = Path(__file__).resolve().parents[1] / "facerec" / "canonical_mesh.npy"
+OUT = Path(__file__).resolve().parents[1] / "facerec" / "faces" / "canonical_mesh.npy"
 
 
 def main() -> None:

@@ -26,7 +26,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from facerec.data import data_root, read_pairs_people, read_people
+from facerec.training.data import data_root, read_pairs_people, read_people
 
 
 def sh(*args: str, capture: bool = False) -> str:
@@ -115,7 +115,7 @@ def main() -> None:
         name = a.person or next(iter(people))
         enrol_photo, probe = people[name]["unmasked"][0], people[name]["masked"][0]
     else:  # LFW only: a person outside the gallery, probed with a synthetic mask
-        from facerec.evaluate import mask_photo
+        from facerec.evaluation.evaluate import mask_photo
         from facerec.images import load_image
         from PIL import Image
 

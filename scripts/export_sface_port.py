@@ -10,8 +10,8 @@ Needs the SFace weights (`facerec-data fetch-sface`).
 
 import argparse
 
-from facerec import sface
-from facerec.model import build_model, export_model
+from facerec.runtime import sface
+from facerec.nets.model import build_model, export_model
 
 
 def main() -> None:

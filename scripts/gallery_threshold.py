@@ -21,7 +21,7 @@ from pathlib import Path
 
 from challenge import link_tree, lfw_people, rmfrd_people, sh
 
-from facerec.data import data_root, read_pairs_people, read_people
+from facerec.training.data import data_root, read_pairs_people, read_people
 
 
 def main() -> None:

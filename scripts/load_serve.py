@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from facerec.data import data_root
+from facerec.training.data import data_root
 
 
 def _free_port() -> int:

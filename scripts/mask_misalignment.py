@@ -1,4 +1,4 @@
-"""Rebuild facerec/mask_misalignment.npy: how MediaPipe misaligns a face once it wears a mask.
+"""Rebuild facerec/faces/mask_misalignment.npy: how MediaPipe misaligns a face once it wears a mask.
 
 On a masked photo the mesh guesses nose and mouth under the mask, so the 5-point alignment of
 the masked photo differs from that of the same photo unmasked (median 8 % zoom-in, a few
@@ -22,16 +22,16 @@ import numpy as np
 
 from facerec import _quiet  # noqa: F401
 
-OUT = Path(__file__).resolve().parents[1] / "facerec" / "mask_misalignment.npy"
+OUT = Path(__file__).resolve().parents[1] / "facerec" / "faces" / "mask_misalignment.npy"
 # Rows beyond these are detection failures (the mesh locked onto something else), not misalignment.
 _MAX_SHIFT, _SCALE = 12.0, (0.8, 1.4)
 
 
 def _measure(job: tuple[int, list[str]]) -> list[np.ndarray]:
-    from facerec.align import template
-    from facerec.align import similarity_matrix as fit
-    from facerec.detect import FaceDetector
-    from facerec.evaluate import mask_photo
+    from facerec.faces.align import template
+    from facerec.faces.align import similarity_matrix as fit
+    from facerec.faces.detect import FaceDetector
+    from facerec.evaluation.evaluate import mask_photo
     from facerec.images import load_image
 
     worker, paths = job
@@ -49,7 +49,7 @@ def _measure(job: tuple[int, list[str]]) -> list[np.ndarray]:
 
 
 def main() -> None:
-    from facerec.train import TrainConfig, training_cache
+    from facerec.training.train import TrainConfig, training_cache
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cache", action="append", required=True, help="CACHE or CACHE:PEOPLE_FILE, as facerec-train")

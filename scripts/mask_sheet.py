@@ -2,7 +2,7 @@
 
     python scripts/mask_sheet.py --data ../shared/data/lfw/lfw-deepfunneled --out sheet.png --n 24
 
-Styles cycle through facerec.masks.STYLES so every style appears; each tile is labelled.
+Styles cycle through facerec.faces.masks.STYLES so every style appears; each tile is labelled.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from facerec.align import aligned_faces
-from facerec.detect import FaceDetector
+from facerec.faces.align import aligned_faces
+from facerec.faces.detect import FaceDetector
 from facerec.images import load_image
-from facerec.masks import STYLES, apply_mask
+from facerec.faces.masks import STYLES, apply_mask
 
 
 def main() -> None:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from facerec.data import load_cache
-from facerec.gallery import Gallery
+from facerec.training.data import load_cache
+from facerec.search.gallery import Gallery
 from facerec.recognizer import MASK_TEMPLATE_STYLES, Recognizer, content_hash
 
 

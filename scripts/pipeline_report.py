@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from facerec.align import template
-from facerec.data import data_root, discover, load_cache, summary
+from facerec.faces.align import template
+from facerec.training.data import data_root, discover, load_cache, summary
 
 
 def main() -> None:

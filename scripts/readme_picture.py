@@ -77,7 +77,7 @@ def main() -> None:
 
     photos = fetch_photos(cache_dir())
 
-    from facerec.evaluate import mask_photo
+    from facerec.evaluation.evaluate import mask_photo
     from facerec.images import load_image
     from facerec.match import annotate, table
     from facerec.recognizer import Recognizer

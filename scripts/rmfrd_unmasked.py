@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facerec.data import load_cache
+from facerec.training.data import load_cache
 from facerec.images import load_image
 from facerec.runtime import load_embedder
 
@@ -38,7 +38,7 @@ def main() -> None:
         r, n = loo_rank1(load_embedder(m).embed(u.faces), u.identity)
         print(f"{m}: leave-one-out rank-1 {100 * r:.1f} % over {n} unmasked photos")
     if a.dlib:
-        from facerec.peer import DlibPeer
+        from facerec.runtime.peer import DlibPeer
 
         peer = DlibPeer()
         emb = np.array([v if (v := peer.embed_photo(load_image(p), b)) is not None else np.full(128, np.nan)

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 from bench_match import float32_search
 
-from facerec.data import load_cache
-from facerec.gallery import Gallery
+from facerec.training.data import load_cache
+from facerec.search.gallery import Gallery
 from facerec.recognizer import Recognizer, content_hash
 
 

@@ -1,9 +1,9 @@
-"""Train the mask-presence CNN (facerec/presence.py) on synthetic masks, export it, measure it.
+"""Train the mask-presence CNN (facerec/faces/presence.py) on synthetic masks, export it, measure it.
 
 Training faces: a prepared cache of people never used for evaluation (CelebA299 by default:
 `facerec-data prepare $D/celeba299/images --out cache/celeba299`), each drawn REPEATS times as
-one third bare, one third with a drawn mask (facerec.masks), one third with a photographic one
-(facerec.mask_photos, from $D/mask_overlays); masked faces are misaligned as MediaPipe misaligns
+one third bare, one third with a drawn mask (facerec.faces.masks), one third with a photographic one
+(facerec.faces.mask_photos, from $D/mask_overlays); masked faces are misaligned as MediaPipe misaligns
 masked photos half of the time, and every face is degraded (low resolution, JPEG, exposure, edge
 replication as on tight crops, flips). Measured, never trained on: RMFRD's masked/unmasked labels
 (selection and report halves) and LFW (every face is bare).
@@ -21,10 +21,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from facerec.data import data_root, load_cache
-from facerec.mask_photos import apply_photo_mask
-from facerec.masks import apply_mask, misalign
-from facerec.presence import INPUT_SIZE, MODEL_PATH, MaskPresence
+from facerec.training.data import data_root, load_cache
+from facerec.faces.mask_photos import apply_photo_mask
+from facerec.faces.masks import apply_mask, misalign
+from facerec.faces.presence import INPUT_SIZE, MODEL_PATH, MaskPresence
 
 
 def replicate_edges(c: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -95,7 +95,7 @@ def build(epochs: int, steps_per_epoch: int):
 
 
 def export(model, out: Path) -> None:
-    """The Keras model as an OpenVINO IR (out.xml + out.bin): what facerec.presence loads, no TensorFlow."""
+    """The Keras model as an OpenVINO IR (out.xml + out.bin): what facerec.faces.presence loads, no TensorFlow."""
     import openvino as ov
     import tensorflow as tf
 

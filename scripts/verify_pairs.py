@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from facerec.data import data_root
-from facerec.evaluate import read_pairs
+from facerec.training.data import data_root
+from facerec.evaluation.evaluate import read_pairs
 from facerec.recognizer import Recognizer
 
 

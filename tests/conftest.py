@@ -13,7 +13,7 @@ atexit.register(shutil.rmtree, os.environ["FACEREC_CACHE"], True)
 
 
 def _data_root() -> Path | None:
-    from facerec.data import data_root
+    from facerec.training.data import data_root
 
     return data_root()
 
@@ -49,7 +49,7 @@ def bad_model_reason():
 
 @pytest.fixture(scope="session")
 def detector():
-    from facerec.detect import FaceDetector
+    from facerec.faces.detect import FaceDetector
 
     return FaceDetector()
 
@@ -57,7 +57,7 @@ def detector():
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     """An untrained tiny exported model: enough to exercise galleries and matching."""
-    from facerec.model import build_model, export_model
+    from facerec.nets.model import build_model, export_model
 
     out = tmp_path_factory.mktemp("tiny_model")
     export_model(build_model("tiny", 112, 32, weights=None), out, {"name": "tiny-test", "threshold": 0.5})
@@ -66,7 +66,7 @@ def tiny_model(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def other_model(tmp_path_factory) -> Path:
-    from facerec.model import build_model, export_model
+    from facerec.nets.model import build_model, export_model
 
     out = tmp_path_factory.mktemp("other_model")
     export_model(build_model("tiny", 112, 32, weights=None), out, {"name": "other"})

@@ -1,6 +1,6 @@
 import numpy as np
 
-from facerec.align import ARCFACE_TEMPLATE, align_face, similarity_matrix, template, transform_points
+from facerec.faces.align import ARCFACE_TEMPLATE, align_face, similarity_matrix, template, transform_points
 
 
 def test_similarity_recovers_known_transform():

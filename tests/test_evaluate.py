@@ -7,8 +7,8 @@ import pytest
 from click.testing import CliRunner
 
 from facerec.cli.eval import main
-from facerec.embedders import EmbedderSpec, scores
-from facerec.evaluate import (
+from facerec.evaluation.embedders import EmbedderSpec, scores
+from facerec.evaluation.evaluate import (
     identification_metrics,
     mask_photo,
     pair_seed,
@@ -161,7 +161,7 @@ def test_mask_photo_changes_only_the_lower_face_and_is_fixed(lfw_photo, detector
 def tiny_model(tmp_path_factory):
     import keras
 
-    from facerec.model import build_model, export_model
+    from facerec.nets.model import build_model, export_model
 
     keras.utils.set_random_seed(0)
     return export_model(build_model("tiny", input_size=112, embedding_dim=16), tmp_path_factory.mktemp("m") / "model",
@@ -251,7 +251,7 @@ def test_dlib_embedder_on_a_photo(lfw_photo):
 
 @pytest.mark.parametrize("metric", ["cosine", "euclidean"])
 def test_similarity_matrix_matches_pairwise_scores(metric):
-    from facerec.embedders import similarity_matrix
+    from facerec.evaluation.embedders import similarity_matrix
 
     rng = np.random.default_rng(0)
     p, g = rng.normal(size=(5, 8)), rng.normal(size=(7, 8))
@@ -261,7 +261,7 @@ def test_similarity_matrix_matches_pairwise_scores(metric):
 
 def test_worker_processes_give_the_same_embeddings(data_dir, tmp_path):
     pytest.importorskip("dlib")
-    from facerec.evaluate import Job, embed_jobs
+    from facerec.evaluation.evaluate import Job, embed_jobs
 
     photos = sorted((data_dir / "lfw" / "lfw-deepfunneled" / "Abdullah_Gul").glob("*.jpg"))[:9]
     jobs = [Job(str(p)) for p in photos] + [Job(str(tmp_path / "missing.jpg"))] * 2  # 10 distinct: two chunks

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from facerec.gallery import Gallery, GalleryError, editing
+from facerec.search.gallery import Gallery, GalleryError, editing
 from facerec.images import BadInput, check_image, decode_image
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -9,10 +9,10 @@ import h5py
 import numpy as np
 import pytest
 
-import facerec.gallery as G
-import facerec.index as ann
-import facerec.scan as scan
-from facerec.gallery import Gallery, GalleryError, editing, validate_name
+import facerec.search.gallery as G
+import facerec.search.index as ann
+import facerec.search.scan as scan
+from facerec.search.gallery import Gallery, GalleryError, editing, validate_name
 
 
 def _unit(rng, n, d=8):
@@ -253,7 +253,7 @@ def test_unicode_names_kept():
 
 WRITER = r"""
 import sys, numpy as np
-from facerec.gallery import editing
+from facerec.search.gallery import editing
 path, tag, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 rng = np.random.default_rng(abs(hash(tag)) % 2**32)
 for i in range(n):

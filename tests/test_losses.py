@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from facerec.losses import TripletSemiHardLoss, triplet_semihard_loss
+from facerec.nets.losses import TripletSemiHardLoss, triplet_semihard_loss
 
 import keras  # noqa: E402  (after facerec, which silences TensorFlow)
 import tensorflow as tf  # noqa: E402

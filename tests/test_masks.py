@@ -4,8 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from facerec.align import template
-from facerec.masks import STYLES, _misalignments, apply_mask, canonical_mesh, mask_polygon, misalign
+from facerec.faces.align import template
+from facerec.faces.masks import STYLES, _misalignments, apply_mask, canonical_mesh, mask_polygon, misalign
 
 NOSE_TIP, MOUTH_L, MOUTH_R, CHIN = 1, 61, 291, 152
 IRISES = (468, 473)
@@ -210,7 +210,7 @@ def test_bad_arguments():
 
 def test_real_lfw_faces(data_dir, detector):
     """On real aligned LFW faces with their own meshes: nose and mouth masked, irises untouched."""
-    from facerec.align import aligned_faces
+    from facerec.faces.align import aligned_faces
     from facerec.images import load_image
 
     root = data_dir / "lfw" / "lfw-deepfunneled"

@@ -123,7 +123,7 @@ def test_show_without_display_and_uncalibrated_warning(env, celeb_dir, other_mod
 
 
 def test_no_thumbnails(env, celeb_dir, lfw_photo, tmp_path):
-    from facerec.gallery import Gallery
+    from facerec.search.gallery import Gallery
 
     run(gallery_cli, ["build", str(celeb_dir), "--no-thumbnails", "--mask-templates", "1"])
     g = Gallery.load(env / "g.h5")
@@ -267,7 +267,7 @@ def test_match_index_ann_agrees_with_exact_and_caches_beside_the_gallery(env, ce
 def test_verify_and_embed_agree_with_the_gallery(env, lfw_photo, data_dir, tmp_path):
     from facerec.cli.embed import main as embed_cli
     from facerec.cli.verify import main as verify_cli
-    from facerec.gallery import Gallery
+    from facerec.search.gallery import Gallery
 
     other = data_dir / "lfw" / "lfw-deepfunneled" / "Abdullah_Gul" / "Abdullah_Gul_0001.jpg"
     r = run(verify_cli, [str(lfw_photo), str(other), "--json"])
@@ -305,7 +305,7 @@ def test_verify_and_embed_agree_with_the_gallery(env, lfw_photo, data_dir, tmp_p
 
 
 def test_enrolling_a_photo_twice_adds_nothing_and_masks_follow_the_content(env, lfw_photo, tmp_path, monkeypatch):
-    from facerec.gallery import Gallery
+    from facerec.search.gallery import Gallery
 
     r = run(gallery_cli, ["enroll", "--name", "Aaron", str(lfw_photo)])
     assert r.exit_code == 0 and "4 template(s) added" in r.stdout
@@ -326,7 +326,7 @@ def test_enrolling_a_photo_twice_adds_nothing_and_masks_follow_the_content(env, 
 
 
 def test_gallery_threshold_is_used_and_said(env, celeb_dir, data_dir, lfw_photo, tmp_path):
-    from facerec.gallery import Gallery
+    from facerec.search.gallery import Gallery
 
     run(gallery_cli, ["build", str(celeb_dir), "--mask-templates", "0"])
     before = (env / "g.h5").read_bytes()

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from facerec.metrics import accuracy, auc, best_threshold, eer, kfold_accuracy, roc, tar_at_far, threshold_at_far
+from facerec.evaluation.metrics import accuracy, auc, best_threshold, eer, kfold_accuracy, roc, tar_at_far, threshold_at_far
 
 
 def test_roc_by_hand():

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facerec import lite0
-from facerec.losses import TripletSemiHardLoss
-from facerec.model import build_model, export_model, load_export_weights
+from facerec.nets import lite0
+from facerec.nets.losses import TripletSemiHardLoss
+from facerec.nets.model import build_model, export_model, load_export_weights
 from facerec.runtime.base import BadModel, default_model_path, fingerprint
 from facerec.runtime import load_embedder
 from facerec.runtime.savedmodel import SavedModelEmbedder

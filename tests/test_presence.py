@@ -1,13 +1,13 @@
 import numpy as np
 import pytest
 
-from facerec.align import aligned_faces
+from facerec.faces.align import aligned_faces
 from facerec.images import load_image
 
 
 @pytest.fixture(scope="module")
 def presence():
-    from facerec.presence import MaskPresence
+    from facerec.faces.presence import MaskPresence
 
     return MaskPresence()
 
@@ -19,8 +19,8 @@ def lfw_face(detector, lfw_photo):
 
 
 def test_bare_face_is_unmasked_and_drawn_or_photographic_masks_are_masked(presence, lfw_face, data_dir):
-    from facerec.mask_photos import apply_photo_mask
-    from facerec.masks import STYLES, apply_mask
+    from facerec.faces.mask_photos import apply_photo_mask
+    from facerec.faces.masks import STYLES, apply_mask
 
     crops = [lfw_face.crop] + [apply_mask(lfw_face.crop, lfw_face.mesh, style=s, seed=1) for s in STYLES]
     rng = np.random.default_rng(0)
@@ -55,7 +55,7 @@ def test_empty_batch(presence):
 
 
 def test_photo_mask_covers_the_lower_face_only(lfw_face, data_dir):
-    from facerec.mask_photos import apply_photo_mask, load_templates
+    from facerec.faces.mask_photos import apply_photo_mask, load_templates
 
     templates, textures = load_templates(str(data_dir / "mask_overlays"))
     assert len(templates) >= 18 and textures
@@ -66,7 +66,7 @@ def test_photo_mask_covers_the_lower_face_only(lfw_face, data_dir):
 
 
 def test_mask_templates_folder_must_exist(tmp_path):
-    from facerec.mask_photos import load_templates
+    from facerec.faces.mask_photos import load_templates
 
     with pytest.raises(ValueError, match="masks.cfg"):
         load_templates(str(tmp_path))

@@ -99,7 +99,7 @@ def test_export_cli_usage_and_errors(tiny_model, tmp_path):
 
 def test_shipped_model_runs_on_openvino_like_its_saved_model_on_real_faces(data_dir, detector):
     """Acceptance: the default runtime's float32 file within 0.9999 cosine of the SavedModel on real faces."""
-    from facerec.align import aligned_faces
+    from facerec.faces.align import aligned_faces
     from facerec.images import load_image
 
     lfw = data_dir / "lfw" / "lfw-deepfunneled"

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from facerec import sface
+from facerec.runtime import sface
 
 PEOPLE = {"Abdullah_Gul": 3, "Alejandro_Toledo": 3, "Amelie_Mauresmo": 3}
 
@@ -63,7 +63,7 @@ def weights():
 @pytest.fixture(scope="module")
 def real_faces(data_dir, detector):
     """Aligned 112-px crops of a few LFW people, and their names."""
-    from facerec.align import aligned_faces
+    from facerec.faces.align import aligned_faces
     from facerec.images import load_image
 
     crops, names = [], []
@@ -87,7 +87,7 @@ def test_sface_puts_the_same_person_closer_than_others(weights, real_faces):
 
 
 def test_keras_port_reproduces_opencv_sface(weights, real_faces, tmp_path):
-    from facerec.model import build_model, export_model
+    from facerec.nets.model import build_model, export_model
     from facerec.runtime import load_embedder
 
     faces, _ = real_faces

@@ -103,7 +103,7 @@ def test_match_and_gallery_take_a_tflite_model(tiny_model, tiny_tflite, celeb_di
 
 def test_shipped_model_parity_on_real_faces(data_dir, detector, tmp_path):
     """The acceptance check: the shipped model's .tflite (float32 and float16 weights) against its SavedModel."""
-    from facerec.align import aligned_faces
+    from facerec.faces.align import aligned_faces
     from facerec.images import load_image
 
     lfw = data_dir / "lfw" / "lfw-deepfunneled"

@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facerec.data import Item, Prepared, _write_shard, load_cache
-from facerec.train import PKBatches, TrainConfig, augmented_faces, normalise_name, tight_crop, train, training_cache
+from facerec.training.data import Item, Prepared, _write_shard, load_cache
+from facerec.training.train import PKBatches, TrainConfig, augmented_faces, normalise_name, tight_crop, train, training_cache
 
 
 @pytest.fixture(scope="module")
@@ -108,8 +108,8 @@ def test_init_starts_from_an_exported_model(fake_cache, tmp_path):
 
 
 def test_real_mask_rank1_scores_the_selection_half_only():
-    from facerec.data import Cache
-    from facerec.train import real_mask_rank1
+    from facerec.training.data import Cache
+    from facerec.training.train import real_mask_rank1
 
     # Sorted identities A B C D: A and C select, B and D report. Each face's pixel value keys its embedding.
     rows = [("A", 0, [1, 0, 0]), ("A", 1, [1, 0, 0]), ("B", 0, [0, 1, 0]), ("B", 1, [0, 0, 1]),
@@ -144,7 +144,7 @@ def test_frozen_backbone_trains_only_the_head(fake_cache, tmp_path):
 
 
 def test_sface_teacher_with_relational_distillation(fake_cache, tmp_path):
-    from facerec import sface
+    from facerec.runtime import sface
 
     try:
         sface.require()
@@ -166,8 +166,8 @@ MIRRORED = r"""
 import sys, numpy as np, tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from facerec.train import TrainConfig, get_strategy, make_trainer
-from facerec.model import build_model
+from facerec.training.train import TrainConfig, get_strategy, make_trainer
+from facerec.nets.model import build_model
 import keras
 cfg = TrainConfig(caches=[], out="", backbone="tiny", input_size=32, embedding_dim=8, strategy="mirrored")
 strategy = get_strategy("mirrored")

@@ -88,7 +88,7 @@ def clean_errors(prog: str):
 
 def _known_errors() -> tuple[type, ...]:
     """The failures that carry a one-line reason."""
-    from facerec.gallery import GalleryError
+    from facerec.search.gallery import GalleryError
     from facerec.runtime.base import BadModel
 
     return (BadInput, GalleryError, ValueError, BadModel)

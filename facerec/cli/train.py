@@ -13,8 +13,8 @@ import typing
 import click
 
 from facerec.cli._common import clean_errors, quiet_option
-from facerec.model import BACKBONES
-from facerec.train import TrainConfig, train
+from facerec.nets.model import BACKBONES
+from facerec.training.train import TrainConfig, train
 
 PROG = "facerec-train"
 

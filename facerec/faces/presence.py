@@ -24,7 +24,7 @@ DEFAULT_THRESHOLD = 0.5
 
 
 class MaskPresence:
-    """mask_score in 0..1 for aligned RGB uint8 crops of any size (ArcFace alignment, as facerec.align makes)."""
+    """mask_score in 0..1 for aligned RGB uint8 crops of any size (ArcFace alignment, as facerec.faces.align makes)."""
 
     def __init__(self, path: str | os.PathLike = MODEL_PATH):
         import openvino as ov

@@ -274,7 +274,7 @@ class Gallery:
 
         An identity's score is its best template's similarity (`max`), or the mean of its two best
         (`top2`; a single template counts alone), so many photos of one person do not add up.
-        `index="exact"` scans every template; `"ann"` asks the IVF index (facerec.index) for the
+        `index="exact"` scans every template; `"ann"` asks the IVF index (facerec.search.index) for the
         nearest templates instead, so an identity none of whose templates it returns can be missed.
         Either way the identities found are scored exactly, from all of their templates.
         """
@@ -294,7 +294,7 @@ class Gallery:
             if index == "ann":
                 scores, rows = self._ann_index().search(q[pending], want)
             else:
-                from facerec.scan import top_templates  # faiss: loaded by searches only
+                from facerec.search.scan import top_templates  # faiss: loaded by searches only
 
                 scores, rows = top_templates(emb, q[pending], want)
             retry = []
@@ -327,7 +327,7 @@ class Gallery:
     def _ann_index(self):
         """The ANN index of the grouped templates: cached beside the gallery file, rebuilt when stale."""
         if self._ann is None:
-            from facerec.index import AnnIndex
+            from facerec.search.index import AnnIndex
 
             cache = self.path.with_name(self.path.name + ".faiss") if self.path else None
             self._ann = AnnIndex.cached(self._grouped()[0], cache)

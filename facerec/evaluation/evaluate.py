@@ -20,9 +20,9 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from facerec.embedders import EmbedderSpec, PhotoEmbedder, scores as pair_scores, similarity_matrix
+from facerec.evaluation.embedders import EmbedderSpec, PhotoEmbedder, scores as pair_scores, similarity_matrix
 from facerec.images import BadInput, load_image
-from facerec.metrics import (auc, best_threshold, eer, kfold_accuracy, open_set_threshold, roc, tar_at_far,
+from facerec.evaluation.metrics import (auc, best_threshold, eer, kfold_accuracy, open_set_threshold, roc, tar_at_far,
                              threshold_at_far)
 
 FARS = (1e-2, 1e-3)
@@ -57,10 +57,10 @@ def mask_photo(image: np.ndarray, seed: int, style: str | None = None, detector=
     """
     import cv2
 
-    from facerec.align import aligned_faces, template
-    from facerec.align import similarity_matrix as fit_similarity
-    from facerec.detect import detect_faces
-    from facerec.masks import apply_mask
+    from facerec.faces.align import aligned_faces, template
+    from facerec.faces.align import similarity_matrix as fit_similarity
+    from facerec.faces.detect import detect_faces
+    from facerec.faces.masks import apply_mask
 
     faces = detector.detect(image) if detector is not None else detect_faces(image)
     if not faces:
@@ -106,7 +106,7 @@ def _init_worker(spec: EmbedderSpec) -> None:
     # An exception here would make the pool respawn workers forever: keep it for the first task.
     global _worker, _worker_error
     try:
-        from facerec.embedders import single_threaded
+        from facerec.evaluation.embedders import single_threaded
 
         single_threaded()
         _worker = spec.build()
@@ -435,7 +435,7 @@ def calibrate_open_set(people_file: str | os.PathLike, images: str | os.PathLike
 
     from tqdm import tqdm
 
-    from facerec.data import read_people
+    from facerec.training.data import read_people
     from facerec.recognizer import Recognizer
 
     if not 0 < far < 1:
@@ -534,7 +534,7 @@ def read_manifest(manifest: str | os.PathLike, images: str | os.PathLike | None 
 
 def pick_distractors(folder: str | os.PathLike, count: int | None, seed: int = DISTRACTOR_SEED) -> list[Photo]:
     """One photo (the first) of each of `count` identities drawn at random (fixed seed) from a folder-per-identity set."""
-    from facerec.data import discover
+    from facerec.training.data import discover
 
     first: dict[str, str] = {}
     for item in discover(folder):

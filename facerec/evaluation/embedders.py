@@ -96,13 +96,13 @@ class EmbedderSpec:
 
             return PipelineEmbedder("model", load_embedder(self.model_path or default_model_path()))
         if self.name == "sface":
-            from facerec.sface import SFaceNetwork
+            from facerec.runtime.sface import SFaceNetwork
 
             return PipelineEmbedder("sface", SFaceNetwork())
         if self.name == "dlib":
             return DlibEmbedder()
         if self.name == "dlib-mediapipe":
-            from facerec.detect import FaceDetector
+            from facerec.faces.detect import FaceDetector
 
             return DlibEmbedder(FaceDetector())
         return PipelineEmbedder("imagenet", ImagenetFeatures())
@@ -129,7 +129,7 @@ class PipelineEmbedder:
     no_face = "no face detected"
 
     def __init__(self, name: str, network, detector=None):
-        from facerec.detect import FaceDetector
+        from facerec.faces.detect import FaceDetector
 
         self.name = name
         self.network = network
@@ -137,7 +137,7 @@ class PipelineEmbedder:
 
     def crop(self, image: np.ndarray) -> np.ndarray | None:
         """The aligned crop of the main face, or None."""
-        from facerec.align import aligned_faces
+        from facerec.faces.align import aligned_faces
 
         faces = self.detector.detect(image)
         if not faces:
@@ -166,7 +166,7 @@ class DlibEmbedder:
     metric = "euclidean"
 
     def __init__(self, detector=None):
-        from facerec.peer import DlibPeer
+        from facerec.runtime.peer import DlibPeer
 
         self.peer = DlibPeer()
         self.detector = detector
@@ -199,7 +199,7 @@ class ImagenetFeatures:
         import keras
         import tensorflow as tf
 
-        from facerec.model import build_model
+        from facerec.nets.model import build_model
 
         full = build_model("efficientnet-lite0", input_size=input_size, weights="pretrained")
         pixels = keras.Input((input_size, input_size, 3))

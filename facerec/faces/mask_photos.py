@@ -1,6 +1,6 @@
 """Photographic masks: MaskTheFace's RGBA mask templates (MIT) fitted to a face's mesh.
 
-The drawn masks of `facerec.masks` cover shapes and colours; real masks also have photographic
+The drawn masks of `facerec.faces.masks` cover shapes and colours; real masks also have photographic
 texture, folds and printed cloth. Each template in `<data>/mask_overlays/` carries six anchor points
 (a, b, c along the top edge from left to right; d, e, f along the bottom), which MaskTheFace places
 on the face contour beside the nose, the nose bridge, the jaw and the chin: here those six points go to

@@ -36,7 +36,7 @@ class Item:
 
 def data_root(explicit: str | os.PathLike | None = None) -> Path | None:
     """`explicit`, else $FACEREC_DATA, else ../shared/data beside the repo, if it exists."""
-    for cand in (explicit, os.environ.get("FACEREC_DATA"), Path(__file__).resolve().parents[2] / "shared" / "data"):
+    for cand in (explicit, os.environ.get("FACEREC_DATA"), Path(__file__).resolve().parents[3] / "shared" / "data"):
         if cand and Path(cand).is_dir():
             return Path(cand)
     return None
@@ -114,14 +114,14 @@ _worker_detector = None
 
 def _init_worker() -> None:
     global _worker_detector
-    from facerec.detect import FaceDetector
+    from facerec.faces.detect import FaceDetector
 
     _worker_detector = FaceDetector()
 
 
 def prepare_item(item: Item, size: int = 112, detector=None) -> Prepared:
     """Detect, keep the main face and align it; never raises for bad files."""
-    from facerec.align import aligned_faces
+    from facerec.faces.align import aligned_faces
 
     detector = detector or _worker_detector
     try:

@@ -16,7 +16,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from facerec.data import Cache
+from facerec.training.data import Cache
 
 TEACHERS = ("sface", "dlib")
 DIM = 128
@@ -25,7 +25,7 @@ _peer = None
 
 def _init() -> None:
     global _peer
-    from facerec.peer import DlibPeer
+    from facerec.runtime.peer import DlibPeer
 
     _peer = DlibPeer()
 
@@ -51,7 +51,7 @@ def _dlib(cache: Cache, todo: list[int], workers: int | None, progress: bool) ->
 def _sface(cache: Cache, todo: list[int]) -> list[np.ndarray]:
     import cv2
 
-    from facerec.sface import INPUT_SIZE, SFaceNetwork
+    from facerec.runtime.sface import INPUT_SIZE, SFaceNetwork
 
     net, out = SFaceNetwork(), []
     for start in range(0, len(todo), 512):

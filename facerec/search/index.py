@@ -41,7 +41,7 @@ def fingerprint(templates: np.ndarray) -> str:
 
 
 class AnnIndex:
-    """IVF index of [N, D] templates; `search` gives (scores, rows) like `facerec.scan.top_templates`."""
+    """IVF index of [N, D] templates; `search` gives (scores, rows) like `facerec.search.scan.top_templates`."""
 
     def __init__(self, index: faiss.Index):
         self.index = index

@@ -27,7 +27,7 @@ def build_model(backbone: str = "efficientnet-lite0", input_size: int = 112, emb
 
     The backbone is the layer named "backbone" (freeze it with `.trainable = False`).
     weights="pretrained" starts from the weights each backbone has offline: SFace's (the whole face
-    network, from the checked ONNX file, see facerec.sface) for sface, ImageNet's for
+    network, from the checked ONNX file, see facerec.runtime.sface) for sface, ImageNet's for
     efficientnet-lite0; efficientnet-b0 and tiny always start from scratch.
     """
     import keras
@@ -40,7 +40,7 @@ def build_model(backbone: str = "efficientnet-lite0", input_size: int = 112, emb
     shape = (input_size, input_size, 3)
     inputs = keras.Input(shape, name="pixels")
     if backbone == "sface":
-        from facerec import sfacenet
+        from facerec.nets import sfacenet
 
         if (input_size, embedding_dim) != (sfacenet.INPUT_SIZE, sfacenet.EMBEDDING_DIM):
             raise ValueError(f"sface takes {sfacenet.INPUT_SIZE}-px faces and gives {sfacenet.EMBEDDING_DIM}-d "
@@ -50,12 +50,12 @@ def build_model(backbone: str = "efficientnet-lite0", input_size: int = 112, emb
         outputs = layers.UnitNormalization(name="l2_normalize")(sfacenet.head(features(inputs), dropout))
         model = keras.Model(inputs, outputs, name="facerec_sface")
         if weights == "pretrained":
-            from facerec.sface import require
+            from facerec.runtime.sface import require
 
             sfacenet.load_sface_weights(model, require())
         return model
     if backbone == "efficientnet-lite0":
-        from facerec import lite0
+        from facerec.nets import lite0
 
         pixels = keras.Input(shape, name="pixels")
         features = keras.Model(pixels, lite0.features(pixels), name="backbone")

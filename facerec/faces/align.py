@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from facerec.detect import Face
+from facerec.faces.detect import Face
 
 # ArcFace / InsightFace template for 112x112 crops (image-left eye first).
 ARCFACE_TEMPLATE = np.array(

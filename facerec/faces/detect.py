@@ -12,7 +12,7 @@ backgrounds gave faces, and a smooth photo a "face" as large as itself).
 
 MediaPipe's detectors see the whole photo shrunk to 128/192 px, so a face under
 ~10 % of the photo's width vanishes. A photo larger than SINGLE_PASS_SIDE is
-therefore also searched by YuNet (`facerec.yunet`) at up to YUNET_SIDE px: its
+therefore also searched by YuNet (`facerec.faces.yunet`) at up to YUNET_SIDE px: its
 confident faces are added where MediaPipe found none, and its doubtful ones are
 kept when MediaPipe's short-range model finds the face on a crop around them.
 MediaPipe's faces come first and keep their boxes, so LFW-size photos (one pass,
@@ -70,8 +70,8 @@ class FaceDetector:
     def __init__(self, min_score: float = 0.5, multiscale: bool = True):
         """`multiscale` searches large photos with YuNet too, when its weights are there (`facerec-data
         fetch-yunet`; without them large photos get MediaPipe alone, and `smallest_face` says so)."""
-        from facerec.sface import WeightsUnavailable
-        from facerec.yunet import YuNet
+        from facerec.weights import WeightsUnavailable
+        from facerec.faces.yunet import YuNet
 
         try:
             self._yunet = YuNet(min_score=YUNET_CANDIDATE) if multiscale else None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from facerec.detect import prominence
+from facerec.faces.detect import prominence
 
 
 class PeerUnavailable(RuntimeError):

@@ -1,0 +1,1 @@
+"""Evaluation: protocols over photo embedders, and verification metrics (numpy only)."""

@@ -1,0 +1,1 @@
+"""The Keras networks and their export: training and export only (imports TensorFlow)."""

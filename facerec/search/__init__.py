@@ -1,0 +1,1 @@
+"""The gallery file and its searches: exact scan and the approximate index."""

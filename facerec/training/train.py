@@ -1,0 +1,455 @@
+"""Train the mask-robust embedding (the `facerec-train` command, facerec/cli/train.py, calls `train`).
+
+Batches hold P identities × K faces; each identity's K faces mix synthetic-masked
+and unmasked ones, so the triplet semi-hard loss pulls a person's masked and
+bare faces together. With `--teacher sface` (or dlib, or both) the student's
+embedding of every (possibly masked) crop is also pulled toward the teacher's
+embedding of the same photo unmasked (cosine loss, weight λ) — mask-invariant
+distillation — and, with `--relational-weight`, the batch's pairwise
+similarities toward each teacher's (relational distillation, which works
+across embedding spaces).
+Validation each epoch uses pairs from held-out training identities, never the
+evaluation sets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from facerec import _quiet  # noqa: F401  (before TensorFlow)
+from facerec.training.data import Cache, load_cache, read_pairs_people, read_people
+
+
+@dataclass
+class TrainConfig:
+    caches: list[str]  # CACHE or CACHE:PEOPLE_FILE (only those people)
+    out: str
+    exclude_pairs: list[str] = field(default_factory=list)  # people in these pairs files are left out
+    backbone: str = "efficientnet-lite0"
+    input_size: int = 112
+    embedding_dim: int = 128
+    identities_per_batch: int = 16  # P
+    images_per_identity: int = 4  # K
+    epochs: int = 10
+    steps_per_epoch: int = 200
+    learning_rate: float = 1e-3
+    margin: float = 1.0
+    triplet_weight: float = 1.0
+    mask_prob: float = 0.5
+    misalign_prob: float = 0.0  # masked faces warped by a measured MediaPipe alignment error on masked photos
+    tight_prob: float = 0.4  # faces framed as if the photo had been cropped close to the face
+    teacher: str | None = None  # "sface", "dlib", or several: "sface,dlib" (the first is the cosine target)
+    teacher_weight: float = 1.0  # λ: cosine distillation toward the first teacher
+    relational_weight: float = 0.0  # batch similarity-matrix distillation toward every teacher
+    freeze_fraction: float = 0.0  # the backbone's first layers kept frozen, as a fraction of its layers
+    val_identities: float = 0.05  # fraction of identities held out for validation
+    val_pairs: int = 300  # genuine pairs (and as many impostor pairs)
+    strategy: str = "default"
+    max_images_per_identity: int = 60  # caps the few over-represented people
+    seed: int = 0
+    init: str | None = None  # an export folder whose weights start training (fine-tuning)
+    real_masks: str | None = None  # prepared real masked + unmasked photos (RMFRD): selection-half rank-1 picks epochs
+
+
+def normalise_name(name: str) -> str:
+    """'Barack Obama' (Glint) and 'Barack_Obama' (LFW) are the same person."""
+    return re.sub(r"[\s_]+", "_", name.strip()).lower()
+
+
+def training_cache(cfg: TrainConfig) -> Cache:
+    """The training faces: every cache (optionally limited to a people file), minus excluded people."""
+    excluded = {normalise_name(p) for f in cfg.exclude_pairs for p in read_pairs_people(f)}
+    parts = []
+    for spec in cfg.caches:
+        path, _, people = spec.partition(":")
+        c = load_cache(path)
+        keep = np.array([normalise_name(n) not in excluded for n in c.identity])
+        if people:
+            wanted = {normalise_name(p) for p in read_people(people)}
+            keep &= np.array([normalise_name(n) in wanted for n in c.identity])
+        parts.append(c.subset(keep))
+    merged = Cache(**{k: np.concatenate([getattr(p, k) for p in parts]) for k in Cache.__dataclass_fields__})
+    merged.identity = np.array([normalise_name(n) for n in merged.identity])
+    # Cap over-represented identities and drop those without a second photo (no positive pair).
+    rng = np.random.default_rng(cfg.seed)
+    keep = np.zeros(len(merged), bool)
+    for name in np.unique(merged.identity):
+        idx = np.where(merged.identity == name)[0]
+        if len(idx) >= 2:
+            keep[rng.permutation(idx)[: cfg.max_images_per_identity]] = True
+    return merged.subset(keep)
+
+
+def split_identities(identity: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Boolean mask of faces whose identity is held out for validation."""
+    names = np.unique(identity)
+    n_val = max(2, int(round(fraction * len(names))))
+    val = set(np.random.default_rng(seed).choice(names, n_val, replace=False))
+    return np.array([n in val for n in identity])
+
+
+class PKBatches:
+    """Endless P×K batches of indices; each identity's K faces mix masked and unmasked."""
+
+    def __init__(self, labels: np.ndarray, P: int, K: int, mask_prob: float, seed: int):
+        self.groups = [np.where(labels == lab)[0] for lab in np.unique(labels)]
+        self.P, self.K, self.mask_prob = min(P, len(self.groups)), K, mask_prob
+        self.rng = np.random.default_rng(seed)
+
+    def __iter__(self):
+        while True:
+            idx, masked = [], []
+            for g in self.rng.choice(len(self.groups), self.P, replace=False):
+                group = self.groups[g]
+                idx.append(self.rng.choice(group, self.K, replace=len(group) < self.K))
+                m = self.rng.random(self.K) < self.mask_prob
+                if 0 < self.mask_prob < 1 and self.K >= 2 and m.all() == m.any():
+                    m[:] = False
+                    m[self.rng.choice(self.K, max(1, int(round(self.mask_prob * self.K))), replace=False)] = True
+                masked.append(m)
+            yield np.concatenate(idx), np.concatenate(masked)
+
+
+def frame(face: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+    """The face with everything outside the box [x0, x1) × [y0, y1) replaced by the box's replicated
+    border: what alignment produces where a crop runs past the photo's edge."""
+    S = face.shape[0]
+    box = np.ascontiguousarray(face[y0:y1, x0:x1])
+    return cv2.copyMakeBorder(box, y0, S - y1, x0, S - x1, cv2.BORDER_REPLICATE)
+
+
+def tight_crop(face: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The face framed as if its photo had been cropped close around it, to a random box. RMFRD's
+    photos land there (median box x 18–95, y 23–102 of 112, often tighter: scripts/tight_framing.py)."""
+    S = face.shape[0]
+    x0, y0 = (rng.uniform(0, [0.33, 0.36]) * S).astype(int)
+    x1, y1 = S - (rng.uniform(0, [0.33, 0.24]) * S).astype(int)
+    return frame(face, int(x0), int(y0), int(x1), int(y1))
+
+
+def augmented_faces(cache: Cache, idx: np.ndarray, masked: np.ndarray, tight: np.ndarray,
+                    rng: np.random.Generator, misalign_prob: float = 0.0) -> np.ndarray:
+    """The faces at `idx`, synthetic-masked where `masked` (then, with `misalign_prob`, framed as
+    alignment frames a masked photo), then tightly framed where `tight`."""
+    from facerec.faces.masks import apply_mask, misalign
+
+    faces = cache.faces[idx].copy()
+    for j in np.where(masked)[0]:
+        mesh = cache.mesh[idx[j]]
+        faces[j] = apply_mask(faces[j], None if np.isnan(mesh).any() else mesh, seed=rng)
+        if misalign_prob and rng.random() < misalign_prob:
+            faces[j] = misalign(faces[j], rng)
+    for j in np.where(tight)[0]:
+        faces[j] = tight_crop(faces[j], rng)
+    return faces
+
+
+def augmenter(size: int, seed: int):
+    """Flip, crop/scale jitter, colour and blur, as Keras / keras-cv preprocessing layers."""
+    import keras
+
+    try:
+        import keras_cv
+    except ModuleNotFoundError:
+        raise ModuleNotFoundError("training needs keras-cv, in the train extra: `bash scripts/install.sh --dev`, "
+                                  "or `pip install -e .[train]`") from None
+
+    return keras.Sequential(
+        [
+            keras.layers.RandomFlip("horizontal", seed=seed),
+            keras.layers.RandomTranslation(0.04, 0.04, fill_mode="nearest", seed=seed),
+            keras.layers.RandomZoom((-0.08, 0.08), fill_mode="nearest", seed=seed),
+            keras.layers.RandomBrightness(0.15, value_range=(0, 255), seed=seed),
+            keras.layers.RandomContrast(0.2, seed=seed),
+            keras_cv.layers.RandomGaussianBlur(kernel_size=3, factor=(0.0, 1.0), seed=seed),
+        ],
+        name="augment",
+    )
+
+
+def train_dataset(cache: Cache, labels: np.ndarray, targets: np.ndarray | None, cfg: TrainConfig):
+    """tf.data over P×K batches: (float faces, {label, target [B,T,128], weight [B,T]}), T teachers."""
+    import tensorflow as tf
+
+    sampler = PKBatches(labels, cfg.identities_per_batch, cfg.images_per_identity, cfg.mask_prob, cfg.seed)
+    rng = np.random.default_rng(cfg.seed + 1)
+    T = 1 if targets is None else targets.shape[1]
+    dim = 128 if targets is None else targets.shape[2]
+    B = sampler.P * sampler.K
+    S = cfg.input_size
+
+    def gen():
+        for idx, masked in sampler:
+            faces = augmented_faces(cache, idx, masked, rng.random(len(idx)) < cfg.tight_prob, rng, cfg.misalign_prob)
+            if targets is None:
+                t, w = np.zeros((B, T, dim), np.float32), np.zeros((B, T), np.float32)
+            else:
+                t = targets[idx]
+                w = np.isfinite(t).all(axis=2).astype(np.float32)
+                t = np.nan_to_num(t)
+            yield faces, labels[idx].astype(np.int32), t.astype(np.float32), w
+
+    spec = (
+        tf.TensorSpec((B, S, S, 3), tf.uint8),
+        tf.TensorSpec((B,), tf.int32),
+        tf.TensorSpec((B, T, dim), tf.float32),
+        tf.TensorSpec((B, T), tf.float32),
+    )
+    aug = augmenter(S, cfg.seed)
+
+    def to_inputs(faces, lab, t, w):
+        x = aug(tf.cast(faces, tf.float32), training=True)
+        return tf.clip_by_value(x, 0.0, 255.0), {"label": lab, "target": t, "weight": w}
+
+    ds = tf.data.Dataset.from_generator(gen, output_signature=spec)
+    return ds.map(to_inputs, num_parallel_calls=2).prefetch(2)
+
+
+def make_trainer(embedder, cfg: TrainConfig, replicas: int):
+    """Wrap the embedding model so `fit` optimises triplet + λ·distillation + μ·relational distillation."""
+    import keras
+    import tensorflow as tf
+
+    from facerec.nets.losses import triplet_semihard_loss
+
+    class Trainer(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.embedder = embedder
+            self.trackers = {k: keras.metrics.Mean(name=k) for k in ("loss", "triplet", "distill", "relational")}
+
+        def call(self, x, training=False):
+            return self.embedder(x, training=training)
+
+        @property
+        def metrics(self):
+            return list(self.trackers.values())
+
+        def train_step(self, data):
+            x, y = data
+            with tf.GradientTape() as tape:
+                emb = self.embedder(x, training=True)
+                triplet = cfg.triplet_weight * triplet_semihard_loss(y["label"], emb, cfg.margin)
+                t, w = tf.math.l2_normalize(y["target"], axis=-1), y["weight"]
+                distill = relational = tf.constant(0.0)
+                if cfg.teacher and cfg.teacher_weight:
+                    cos = tf.reduce_sum(emb * t[:, 0], axis=-1)
+                    distill = tf.reduce_sum(w[:, 0] * (1.0 - cos)) / tf.maximum(tf.reduce_sum(w[:, 0]), 1.0)
+                if cfg.teacher and cfg.relational_weight:
+                    sims = tf.matmul(emb, emb, transpose_b=True)
+                    for k in range(t.shape[1]):  # each teacher's cosine matrix over the faces it embedded
+                        both = w[:, k, None] * w[None, :, k]
+                        gap = tf.square(sims - tf.matmul(t[:, k], t[:, k], transpose_b=True))
+                        relational += tf.reduce_sum(both * gap) / tf.maximum(tf.reduce_sum(both), 1.0)
+                loss = triplet + cfg.teacher_weight * distill + cfg.relational_weight * relational
+                # Gradients are summed over replicas: scale to the global mean.
+                scaled = loss / replicas
+            grads = tape.gradient(scaled, self.embedder.trainable_variables)
+            self.optimizer.apply(grads, self.embedder.trainable_variables)
+            for k, v in (("loss", loss), ("triplet", triplet), ("distill", distill), ("relational", relational)):
+                self.trackers[k].update_state(v)
+            return {k: m.result() for k, m in self.trackers.items()}
+
+    return Trainer()
+
+
+def validation_pairs(cache: Cache, n: int, seed: int) -> tuple[np.ndarray, ...]:
+    """(first, second, same, second masked, second masked and tight): n genuine + n impostor pairs of
+    held-out people; the last kind is a probe like RMFRD's (real mask, tight crop)."""
+    rng = np.random.default_rng(seed)
+    names = np.unique(cache.identity)
+    groups = {nm: np.where(cache.identity == nm)[0] for nm in names}
+    multi = [nm for nm in names if len(groups[nm]) >= 2]
+    a, b, same = [], [], []
+    for _ in range(n):
+        i, j = rng.choice(groups[multi[rng.integers(len(multi))]], 2, replace=False)
+        a.append(i), b.append(j), same.append(True)
+        p, q = rng.choice(names, 2, replace=False)
+        a.append(rng.choice(groups[p])), b.append(rng.choice(groups[q])), same.append(False)
+    a, b = np.array(a), np.array(b)
+    everyone, rng = np.ones(len(b), bool), np.random.default_rng(seed + 7)
+    masked = augmented_faces(cache, b, everyone, ~everyone, rng, misalign_prob=1.0)
+    tight = np.stack([tight_crop(f, rng) for f in masked])
+    return a, b, np.array(same), masked, tight
+
+
+def pair_metrics(embed, cache: Cache, pairs) -> dict:
+    from facerec.evaluation.metrics import auc, best_threshold, threshold_at_far
+
+    a, b, same, masked_b, tight_b = pairs
+    ea, eb, em, et = embed(cache.faces[a]), embed(cache.faces[b]), embed(masked_b), embed(tight_b)
+    s, sm, st = np.sum(ea * eb, 1), np.sum(ea * em, 1), np.sum(ea * et, 1)
+    return {
+        "val_acc": best_threshold(s, same)[1],
+        "val_auc": auc(s, same),
+        "val_masked_acc": best_threshold(sm, same)[1],
+        "val_masked_auc": auc(sm, same),
+        "val_tight_acc": best_threshold(st, same)[1],
+        "val_tight_auc": auc(st, same),
+        # Threshold at FAR 1e-2 over both kinds of probe: a provisional operating point.
+        "val_threshold": threshold_at_far(np.r_[s, sm], np.r_[same, same], 1e-2),
+    }
+
+
+def real_mask_rank1(embed, cache: Cache) -> float:
+    """Rank-1 of `cache`'s masked photos against its unmasked ones (each person's nearest photo), only on
+    the selection half of its identities (facerec.evaluation.evaluate.halves): the other half stays for reporting."""
+    from facerec.evaluation.evaluate import halves, identification_metrics
+
+    cache = cache.subset(np.isin(cache.identity, list(halves(cache.identity)["selection"])))
+    masked = cache.masked == 1
+    e = embed(cache.faces)
+    return identification_metrics(e[masked], cache.identity[masked], np.ones(masked.sum(), bool), e[~masked],
+                                  cache.identity[~masked], set(cache.identity[~masked]), "cosine")["rank1"]
+
+
+def selection_score(m: dict) -> float:
+    """What picks the best epoch: mean validation accuracy over plain, masked, and masked+tight probes of
+    held-out training people, and (with --real-masks) rank-1 of real masked photos."""
+    keys = ["val_acc", "val_masked_acc", "val_tight_acc"] + (["val_real_rank1"] if "val_real_rank1" in m else [])
+    return sum(m[k] for k in keys) / len(keys)
+
+
+def get_strategy(name: str):
+    import tensorflow as tf
+
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"unknown strategy {name!r} (default, mirrored, multiworker)")
+
+
+def train(cfg: TrainConfig, resume: bool = False, progress: int = 1) -> Path:
+    """Train, keep the best epoch (by `selection_score`), export it."""
+    import keras
+
+    from facerec.nets.model import build_model, export_model, load_export_weights
+
+    out = Path(cfg.out)
+    backup = out / "backup"
+    if backup.exists() and not resume:
+        raise SystemExit(f"{out} holds an unfinished run: pass --resume to continue it, or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    cache = training_cache(cfg)
+    is_val = split_identities(cache.identity, cfg.val_identities, cfg.seed)
+    val, tr = cache.subset(is_val), cache.subset(~is_val)
+    names, labels = np.unique(tr.identity, return_inverse=True)
+    targets = None
+    if cfg.teacher:
+        from facerec.training.teacher import TEACHERS, teacher_targets
+
+        teachers = cfg.teacher.split(",")
+        if not set(teachers) <= set(TEACHERS):
+            raise SystemExit(f"unknown teacher in {cfg.teacher!r} (choose from {', '.join(TEACHERS)})")
+        if cfg.teacher_weight and cfg.embedding_dim != 128:
+            raise SystemExit("cosine distillation needs --embedding-dim 128 (the teachers'); "
+                             "use --teacher-weight 0 with --relational-weight")
+        parts = []
+        for name in teachers:
+            t = teacher_targets(name, tr, Path(cfg.caches[0].partition(":")[0]).parent / f"teacher-{name}.h5",
+                                progress=progress > 0)
+            if name == "dlib":
+                # dlib descriptors share a large common component (mean pairwise cosine ≈ 0.84 on our training
+                # faces); pulling toward raw targets rewards collapsing onto it, so the student learns the
+                # centred descriptors instead (same identities, same neighbourhoods).
+                t = t - np.nanmean(t, axis=0)
+            parts.append(t / np.linalg.norm(t, axis=1, keepdims=True))
+        targets = np.stack(parts, axis=1)  # [N, teachers, 128]
+    print(f"training on {len(tr)} faces of {len(names)} identities; validating on {len(val)} faces of "
+          f"{len(np.unique(val.identity))} held-out identities", file=sys.stderr)
+
+    strategy = get_strategy(cfg.strategy)
+    with strategy.scope():
+        pretrained = cfg.backbone in ("sface", "efficientnet-lite0")
+        embedder = build_model(cfg.backbone, cfg.input_size, cfg.embedding_dim,
+                               weights="pretrained" if pretrained and not cfg.init else None)
+        if cfg.init:
+            load_export_weights(embedder, cfg.init)
+        backbone = embedder.get_layer("backbone").layers
+        for layer in backbone[: int(cfg.freeze_fraction * len(backbone))]:
+            layer.trainable = False
+        if pretrained:
+            # Keep pretrained batch norms in inference mode: with small P×K batches their moving
+            # statistics lag the fine-tuned weights and inference-mode embeddings collapse. SFace's
+            # head is pretrained too, so its batch norms stay frozen as well.
+            for layer in backbone + (embedder.layers if cfg.backbone == "sface" else []):
+                if isinstance(layer, keras.layers.BatchNormalization):
+                    layer.trainable = False
+        trainer = make_trainer(embedder, cfg, strategy.num_replicas_in_sync)
+        trainer(np.zeros((1, cfg.input_size, cfg.input_size, 3), np.float32))  # build, for BackupAndRestore
+        total = cfg.epochs * cfg.steps_per_epoch
+        warmup = min(300, total // 4)
+        schedule = keras.optimizers.schedules.CosineDecay(
+            cfg.learning_rate / 10, total - warmup, alpha=0.05, warmup_target=cfg.learning_rate, warmup_steps=warmup)
+        trainer.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-4, global_clipnorm=5.0))
+
+    pairs = validation_pairs(val, cfg.val_pairs, cfg.seed)
+    real = load_cache(cfg.real_masks) if cfg.real_masks else None
+    history: list[dict] = []
+
+    class Validate(keras.callbacks.Callback):
+        best = -1.0
+
+        def on_epoch_end(self, epoch, logs=None):
+            def embed(f):
+                return embedder.predict(f.astype(np.float32), batch_size=128, verbose=0)
+
+            m = pair_metrics(embed, val, pairs)
+            if real is not None:
+                m["val_real_rank1"] = real_mask_rank1(embed, real)
+            logs.update(m)
+            history.append({"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}})
+            (out / "history.json").write_text(json.dumps(history, indent=1))
+            score = selection_score(m)
+            print(f"epoch {epoch + 1}: " + " ".join(f"{k}={v:.4f}" for k, v in m.items()), file=sys.stderr)
+            if score > self.best:
+                self.best = score
+                embedder.save_weights(out / "best.weights.h5")
+
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(backup)),
+        Validate(),
+        keras.callbacks.TensorBoard(str(out / "logs"), update_freq=50),
+    ]
+    if resume and (out / "history.json").exists():
+        history[:] = json.loads((out / "history.json").read_text())
+        callbacks[1].best = max(map(selection_score, history), default=-1.0)
+    t0 = time.time()
+    ds = train_dataset(tr, labels.astype(np.int32), targets, cfg)
+    trainer.fit(ds, epochs=cfg.epochs, steps_per_epoch=cfg.steps_per_epoch, callbacks=callbacks, verbose=progress)
+    embedder.load_weights(out / "best.weights.h5")
+    best = max(history, key=selection_score)
+    card = {
+        "name": out.name,
+        "backbone": cfg.backbone,
+        "config": asdict(cfg),
+        "data": {"caches": cfg.caches, "exclude_pairs": cfg.exclude_pairs, "train_faces": int(len(tr)),
+                 "train_identities": int(len(names)), "val_identities": int(len(np.unique(val.identity)))},
+        # `init` is a path that may be overwritten later (artifacts/model is): name its weights for good.
+        "init_fingerprint": json.loads((Path(cfg.init) / "model_card.json").read_text()).get("fingerprint")
+        if cfg.init else None,
+        "epochs_trained": len(history),
+        "best_epoch": best["epoch"],
+        "train_seconds_this_run": round(time.time() - t0),
+        "validation": {k: v for k, v in best.items() if k.startswith("val_")},
+        "threshold": best["val_threshold"],
+        "threshold_source": "held-out training identities, FAR 1e-2 over masked+unmasked pairs (provisional; "
+                            "`facerec-eval calibrate-gallery` replaces it)",
+    }
+    export_model(embedder, out, card)
+    import shutil
+
+    shutil.rmtree(backup, ignore_errors=True)
+    return out

