@@ -38,7 +38,7 @@ def table(result: dict) -> str:
         mask = "" if f.get("mask_score") is None else \
             f"  {'masked ' if f['masked'] else 'no mask'} {f['mask_score']:.2f}"
         lines.append(f"  face {i + 1}{mask}  {who:<24s}  score {f['score']:.3f}  "
-                     f"(threshold {result['threshold']:.3f})"
+                     f"(threshold {f.get('threshold', result['threshold']):.3f})"
                      + (f"  {'runner-ups' if known else 'closest'}: {listed}" if listed else ""))
     return "\n".join(lines)
 
@@ -113,7 +113,8 @@ def annotate(image: np.ndarray, result: dict, gallery: Gallery | None = None, he
         shown = display_name(name)
         caption = f"gallery: {shown}" if best["identity"] else f"closest: {shown} (below threshold)"
         _label(pd, caption, (0, top - 2), _GREEN if best["identity"] else _RED, text, side)
-    _label(pd, f"cosine {best['score']:.3f}  threshold {result['threshold']:.3f}", (0, top + side + 2), _GREY,
+    threshold = best.get("threshold", result["threshold"])  # the face's own: masked faces have theirs
+    _label(pd, f"cosine {best['score']:.3f}  threshold {threshold:.3f}", (0, top + side + 2), _GREY,
            text, side, below=True)
     gap = np.full((height, 6, 3), 255, np.uint8)
     return np.hstack([np.asarray(query), gap, np.asarray(panel)])

@@ -25,17 +25,14 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from facerec.search.gallery import INDEXES, Gallery, default_gallery_path, editing, validate_name
+from facerec.search.gallery import AGGREGATES, INDEXES, Gallery, default_gallery_path, editing, validate_name
+from facerec.faces.masks import MASK_TEMPLATES
 from facerec.images import BadInput, decode_image, read_bytes
 
 # Used only when neither the gallery nor the model card carries a calibrated threshold (the CLIs warn).
 FALLBACK_THRESHOLD = 0.5
 # Faces whose detected box has a side under this many photo pixels are skipped: too little to recognise.
 MIN_FACE_PX = 20
-# Synthetic-masked templates added per enrolled photo (the lead picks the default by measuring on RMFRD).
-DEFAULT_MASK_TEMPLATES = 3
-# Their styles, in this order (cycled beyond five).
-MASK_TEMPLATE_STYLES = ("surgical_blue", "black_cloth", "n95", "surgical_white", "patterned_cloth")
 
 
 @dataclass
@@ -52,12 +49,14 @@ class Recognizer:
     """Enrol people into a gallery file and identify the faces of photos against it."""
 
     def __init__(self, model: str | os.PathLike | None = None, gallery: str | os.PathLike | None = None,
-                 threshold: float | None = None, mask_templates: int = DEFAULT_MASK_TEMPLATES,
-                 aggregate: str = "max", thumbnails: bool = True, index: str = "exact"):
+                 threshold: float | None = None, mask_templates: int = MASK_TEMPLATES,
+                 aggregate: str = AGGREGATES[0], thumbnails: bool = True, index: str = "exact"):
         if mask_templates < 0:
             raise ValueError(f"mask_templates must be >= 0, not {mask_templates}")
         if index not in INDEXES:
             raise ValueError(f"unknown index {index!r} (choose from {', '.join(INDEXES)})")
+        if aggregate not in AGGREGATES:
+            raise ValueError(f"unknown aggregate {aggregate!r} (choose from {', '.join(AGGREGATES)})")
         self._model_path = Path(model) if model else None
         self.gallery_path = Path(gallery) if gallery else default_gallery_path()
         self._threshold = threshold
@@ -135,6 +134,15 @@ class Recognizer:
         t = self.embedder.threshold
         return (float(t), "model") if t is not None else (FALLBACK_THRESHOLD, "fallback")
 
+    @property
+    def masked_threshold(self) -> float:
+        """The threshold for faces the mask-presence model calls masked: the model card's
+        `threshold_masked` (`facerec-eval calibrate-gallery`: the same strangers wearing synthetic
+        masks, the same FAR) when `threshold` is the card's; otherwise `threshold` itself."""
+        threshold, source = self._open_set_threshold()
+        masked = self.embedder.card.get("threshold_masked")
+        return float(masked) if source == "model" and isinstance(masked, (int, float)) else threshold
+
     def pair_threshold(self) -> tuple[float, str, float | None]:
         """(threshold, source, per-pair FAR) of 1:1 verification: the card's `verify_threshold`
         (`facerec-eval calibrate`), else FALLBACK_THRESHOLD with source "fallback" and FAR None."""
@@ -165,19 +173,6 @@ class Recognizer:
         found = self.detector.detect(image)
         big = [f for f in found if min(f.box[2], f.box[3]) >= MIN_FACE_PX]
         return aligned_faces(image, big, self.embedder.input_size), len(found) - len(big)
-
-    def _templates(self, crop: np.ndarray, mesh: np.ndarray | None, sha256: str) -> tuple[np.ndarray, list[str]]:
-        """The photo's crop and its synthetic-masked copies, seeded by the photo's content hash (its
-        `content_hash`): the same photo gives the same templates whatever its path."""
-        from facerec.faces.masks import apply_mask
-
-        crops, kinds = [crop], ["photo"]
-        seed = int(sha256[:16], 16)
-        for i in range(self.mask_templates):
-            style = MASK_TEMPLATE_STYLES[i % len(MASK_TEMPLATE_STYLES)]
-            crops.append(apply_mask(crop, mesh, style=style, seed=seed + i))
-            kinds.append(f"synthetic-mask:{style}")
-        return np.stack(crops), kinds
 
     # ------------------------------------------------------------ enrolment
 
@@ -255,7 +250,9 @@ class Recognizer:
         if len(faces) + small > 1:
             report.notes.append(f"{source}: {len(faces) + small} faces found; enrolled the main face, ignored the others")
         af = faces[0]
-        crops, kinds = self._templates(af.crop, af.mesh, sha)
+        from facerec.faces.masks import mask_templates
+
+        crops, kinds = mask_templates(af.crop, af.mesh, sha, self.mask_templates)
         thumb = b""
         if self.thumbnails:
             ok, jpg = cv2.imencode(".jpg", cv2.cvtColor(af.crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
@@ -344,7 +341,9 @@ class Recognizer:
         g = self.gallery()
         faces, small = self.faces(image)
         threshold, source = self._open_set_threshold()
-        out = {"image": _name(photo), "threshold": threshold, "threshold_source": source, "faces": []}
+        masked_threshold = self.masked_threshold
+        out = {"image": _name(photo), "threshold": threshold, "threshold_masked": masked_threshold,
+               "threshold_source": source, "faces": []}
         if small:
             out["skipped_small_faces"] = small
         if not faces:
@@ -356,11 +355,13 @@ class Recognizer:
         for af, mask, matches in zip(faces, masks, g.search(vecs, top_k, self.aggregate, self.index)):
             name, score = matches[0] if matches else (None, -1.0)
             score = round(score, 4)  # the identity decision uses the score as printed
+            face_threshold = masked_threshold if mask["masked"] else threshold
             out["faces"].append({
                 "box": [round(float(v), 1) for v in af.face.box],
                 **mask,
-                "identity": name if score >= threshold else None,
+                "identity": name if score >= face_threshold else None,
                 "score": score,
+                "threshold": face_threshold,
                 "matches": [{"identity": n, "score": round(s, 4)} for n, s in matches],
             })
         return out, vecs

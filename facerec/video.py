@@ -120,7 +120,7 @@ class Tracker:
             if tr is None:
                 tr = Track(len(self.tracks) + 1, f["box"], frame, t)
                 self.tracks.append(tr)
-            tr.add(f, frame, t, self.threshold, None if embeddings is None else embeddings[i])
+            tr.add(f, frame, t, f.get("threshold", self.threshold), None if embeddings is None else embeddings[i])
             out.append(tr)
         return out
 

@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from facerec.training.data import load_cache
-from facerec.search.gallery import Gallery
-from facerec.recognizer import MASK_TEMPLATE_STYLES, Recognizer, content_hash
+from facerec.search.gallery import AGGREGATES, Gallery
+from facerec.faces.masks import MASK_TEMPLATE_STYLES, mask_templates
+from facerec.recognizer import Recognizer, content_hash
 
 
 def main() -> None:
@@ -42,13 +43,12 @@ def main() -> None:
         return None if np.isnan(m).any() else m
 
     for k in range(a.max_templates + 1):
-        rec.mask_templates = k
         g = Gallery("x", emb.dim)
         for c, idx in ((r, enrol), (lfw, distract)):
             for i in idx:
-                crops, kinds = rec._templates(c.faces[i], mesh(c, i), content_hash(c.path[i].encode()))  # a cache keeps no file bytes
+                crops, kinds = mask_templates(c.faces[i], mesh(c, i), content_hash(c.path[i].encode()), k)  # a cache keeps no file bytes
                 g.add(c.identity[i], emb.embed(crops), kinds, [c.path[i]] * len(kinds), [b""] * len(kinds))
-        for agg in ("max", "top2"):
+        for agg in AGGREGATES:
             res = g.search(q, 5, agg)
             top1 = np.mean([m[0][0] == r.identity[p] for m, p in zip(res, probes)])
             top5 = np.mean([r.identity[p] in [n for n, _ in m] for m, p in zip(res, probes)])

@@ -19,6 +19,7 @@ from bench_match import float32_search
 
 from facerec.training.data import load_cache
 from facerec.search.gallery import Gallery
+from facerec.faces.masks import mask_templates as templates_of
 from facerec.recognizer import Recognizer, content_hash
 
 
@@ -40,11 +41,10 @@ def compare(name: str, g: Gallery, e32: np.ndarray, q: np.ndarray, truth: np.nda
 
 def enrol(rec: Recognizer, rows: list[tuple], mask_templates: int) -> tuple[Gallery, np.ndarray]:
     """A gallery of (cache, index) rows, and its templates in float32 in the gallery's row order."""
-    rec.mask_templates = mask_templates
     crops, kinds = [], []
     for c, i in rows:
         mesh = None if np.isnan(c.mesh[i]).any() else c.mesh[i]
-        cr, kn = rec._templates(c.faces[i], mesh, content_hash(c.path[i].encode()))  # a cache keeps no file bytes
+        cr, kn = templates_of(c.faces[i], mesh, content_hash(c.path[i].encode()), mask_templates)  # a cache keeps no file bytes
         crops.append(cr)
         kinds.append(kn)
     e32 = embed(rec, np.concatenate(crops))

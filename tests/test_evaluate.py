@@ -9,6 +9,7 @@ from click.testing import CliRunner
 from facerec.cli.eval import main
 from facerec.evaluation.embedders import EmbedderSpec, scores
 from facerec.evaluation.evaluate import (
+    EvalError,
     identification_metrics,
     mask_photo,
     pair_seed,
@@ -127,6 +128,22 @@ def test_identification_uses_nearest_photo_of_each_identity():
     assert m["rank1"] == 1.0 and m["gallery_size"] == 2
 
 
+def test_identification_by_centroid_scores_the_mean_of_each_kind():
+    """A's two photos lie either side of the probe (their mean is the probe), B's one photo is nearer
+    than either of A's: max picks B, centroid picks A; a mask template forms a mean of its own."""
+    gallery = np.stack([unit(1, 1, 0), unit(1, -1, 0), unit(1, 0, 0.3), unit(0, 0, 1)])
+    probe = np.stack([unit(1, 0, 0)])
+    ids, kinds = ["A", "A", "B", "B"], ["photo", "photo", "photo", "synthetic-mask:n95"]
+    args = (probe, ["A"], np.array([True]), gallery, ids, {"A", "B"}, "cosine")
+    assert identification_metrics(*args, aggregate="max", gallery_kinds=kinds)["rank1"] == 0.0
+    m = identification_metrics(*args, aggregate="centroid", gallery_kinds=kinds)
+    assert m["rank1"] == 1.0 and m["gallery_size"] == 2 and m["aggregate"] == "centroid"
+    # Had B's mask template been a photo, B's one mean (of its two rows) would lie farther still.
+    assert identification_metrics(*args, aggregate="centroid")["rank1"] == 1.0
+    with pytest.raises(EvalError, match="cosine"):
+        identification_metrics(probe, ["A"], np.array([True]), gallery, ids, {"A", "B"}, "euclidean", aggregate="centroid")
+
+
 def test_manifest_skips_duplicates_and_resolves_paths(tmp_path):
     f = write(tmp_path / "manifest.csv", ["path,identity,masked,cross_identity_duplicate", "images/a/1.jpg,a,0,0",
                                           "images/a/2.jpg,a,1,0", "images/b/3.jpg,b,1,1", "images/b/4.jpg,b,0,0"])
@@ -218,6 +235,8 @@ def test_verify_calibrate_identify_end_to_end(data_dir, tiny_model, tmp_path):
     assert r.exit_code == 0, r.output
     i = json.loads(r.stdout)
     assert i["distractors"] == 2 and i["gallery_size"] == 4 and i["threshold"] == c["threshold"]
+    enrolled = i["enrolment_photos"] - i["enrolment_failed"] + i["distractors"]  # each with 3 mask templates
+    assert i["aggregate"] == "centroid" and i["templates"] == 4 * enrolled
     assert rate(i["rank1"]) and rate(i["rank5"]) and i["rank1"] <= i["rank5"]
     assert i["probes"] == sum(",1," in row for row in rows) + 1
     assert {"path": str(rmfrd / "images/aidai/missing.jpg"), "reason": "no such file", "role": "probe"} in i["failed"]
@@ -296,6 +315,8 @@ def test_calibrate_gallery_picks_the_open_set_threshold(data_dir, tiny_model, tm
     card = json.loads((model / "model_card.json").read_text())
     assert card["threshold"] == c["threshold"] and card["threshold_far"] == 0.3
     assert card["threshold_open_set"] == o and "threshold_pairs" not in card
+    m = c["threshold_masked_open_set"]  # the same strangers, masked: their own threshold at the same FAR
+    assert card["threshold_masked"] == c["threshold_masked"] and m["strangers_scored"] == 4 and m["false_accepts"] <= 1
     r = run_cli("calibrate-gallery", "--people", people_file, "--images", lfw, "--model", model,
                 "--gallery-people", 7)
     assert r.exit_code == 1 and "need more than --gallery-people 7" in r.stderr

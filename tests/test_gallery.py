@@ -23,24 +23,33 @@ def _unit(rng, n, d=8):
 def _gallery(rng, people=40, d=8):
     g = Gallery("fp", d)
     for p in range(people):
-        n = int(rng.integers(1, 6))
-        g.add(f"p{p}", _unit(rng, n, d), ["photo"] * n, [f"src{p}"] * n, [b"jpg"] * n)
+        n, m = int(rng.integers(1, 6)), int(rng.integers(0, 3))  # photos, synthetic-mask templates
+        kinds = ["photo"] * n + ["synthetic-mask:n95"] * m
+        g.add(f"p{p}", _unit(rng, n + m, d), kinds, [f"src{p}"] * (n + m), [b"jpg"] * (n + m))
     return g
 
 
 def _brute(g, q, agg):
-    s = q @ g.embeddings.T
+    e = g.embeddings.astype(np.float32)
+    s = q @ e.T
     out = []
-    for row in s:
-        per = {}
-        for name, v in zip(g.identities, row):
+    for qi, row in zip(q, s):
+        per, rows = {}, {}
+        for j, (name, v) in enumerate(zip(g.identities, row)):
             per.setdefault(name, []).append(v)
-        score = {n: (max(v) if agg == "max" else np.mean(sorted(v)[-2:])) for n, v in per.items()}
+            rows.setdefault((name, g.template_kind[j] == "photo"), []).append(j)
+        if agg == "centroid":  # the nearer of the mean of its photo rows and that of its other rows
+            score = {}
+            for (name, _), js in rows.items():
+                c = e[js].sum(0) / np.linalg.norm(e[js].sum(0))
+                score[name] = max(score.get(name, -2.0), float(c @ qi))
+        else:
+            score = {n: (max(v) if agg == "max" else np.mean(sorted(v)[-2:])) for n, v in per.items()}
         out.append(sorted(score.items(), key=lambda x: -x[1]))
     return out
 
 
-@pytest.mark.parametrize("agg", ["max", "top2"])
+@pytest.mark.parametrize("agg", ["centroid", "max", "top2"])
 @pytest.mark.parametrize("index", ["exact", "ann"])
 def test_search_matches_brute_force(monkeypatch, agg, index):
     rng = np.random.default_rng(0)
@@ -95,8 +104,10 @@ def test_ungrouped_file_from_other_tools_is_searched_right(tmp_path):
             f.create_dataset(key, data=values, dtype=h5py.string_dtype())
         f.create_dataset("thumbnails", (4,), dtype=h5py.vlen_dtype(np.uint8))
     g = Gallery.load(path)
-    res = dict(g.search(e[2], k=3)[0])
+    res = dict(g.search(e[2], k=3, aggregate="max")[0])
     assert len(res) == 3 and res["a"] == pytest.approx(1.0, abs=1e-3)  # e[2] rounded to float16
+    mean = (e[0] + e[2]) / np.linalg.norm(e[0] + e[2])
+    assert dict(g.search(e[2], k=3)[0])["a"] == pytest.approx(float(mean @ e[2]), abs=1e-3)  # centroid of rows 0, 2
 
 
 def test_empty_gallery_round_trip(tmp_path):
@@ -172,7 +183,9 @@ def test_stale_ann_index_is_rebuilt_never_used(tmp_path, monkeypatch):
             g.add(f"p{p}", _unit(rng, 2), ["photo"] * 2, ["s"] * 2, [b""] * 2)
     cache = tmp_path / "g.h5.faiss"
     q = Gallery.load(path).embeddings[:1].astype(np.float32)  # a template of p0
-    assert Gallery.load(path).search(q, 1, index="ann")[0][0][0] == "p0"
+    assert len(Gallery.load(path).search(q, 1, index="ann")[0]) == 1  # centroids: an index file of their own
+    assert (tmp_path / "g.h5.centroids.faiss").is_file() and not cache.exists()
+    assert Gallery.load(path).search(q, 1, "max", index="ann")[0][0][0] == "p0"
     first = cache.read_bytes()
     real_build, builds = ann.AnnIndex.build.__func__, []
 
@@ -181,17 +194,17 @@ def test_stale_ann_index_is_rebuilt_never_used(tmp_path, monkeypatch):
         return real_build(cls, templates)
 
     monkeypatch.setattr(ann.AnnIndex, "build", classmethod(counted_build))
-    assert Gallery.load(path).search(q, 1, index="ann")[0][0][0] == "p0" and builds == []  # fresh: read, not built
+    assert Gallery.load(path).search(q, 1, "max", index="ann")[0][0][0] == "p0" and builds == []  # fresh: read, not built
     with editing(path, "fp", 8) as g:  # p0 leaves: every row after it moves up by 2
         g.remove("p0")
-    got = Gallery.load(path).search(q, 3, index="ann")[0]
+    got = Gallery.load(path).search(q, 3, "max", index="ann")[0]
     assert builds == [58] and "p0" not in dict(got)
-    assert got == Gallery.load(path).search(q, 3)[0]  # the same as the exact search of the new gallery
+    assert got == Gallery.load(path).search(q, 3, "max")[0]  # the same as the exact search of the new gallery
     assert cache.read_bytes() != first  # the stale index was replaced
     cache.write_bytes(first)  # an old index put back by hand is refused too
-    assert Gallery.load(path).search(q, 3, index="ann")[0] == got and builds == [58, 58]
+    assert Gallery.load(path).search(q, 3, "max", index="ann")[0] == got and builds == [58, 58]
     cache.write_bytes(b"garbage")
-    assert Gallery.load(path).search(q, 3, index="ann")[0] == got and len(builds) == 3
+    assert Gallery.load(path).search(q, 3, "max", index="ann")[0] == got and len(builds) == 3
 
 
 def test_editing_lock_and_model_check(tmp_path):

@@ -51,10 +51,11 @@ def test_match_json_contract(env, celeb_dir, lfw_photo, tmp_path):
     res = json.loads(r.stdout)
     assert [x["image"] for x in res] == photos
     face = res[0]["faces"][0]
-    assert set(face) == {"box", "masked", "mask_score", "identity", "score", "matches"} and len(face["box"]) == 4
+    assert set(face) == {"box", "masked", "mask_score", "identity", "score", "threshold", "matches"} and len(face["box"]) == 4
     assert face["masked"] is False and 0 <= face["mask_score"] < 0.5 and 1 <= len(face["matches"]) <= 5
     scores = [m["score"] for m in face["matches"]]
     assert scores == sorted(scores, reverse=True) and face["score"] == scores[0]
+    assert face["threshold"] == res[0]["threshold"]  # a bare face: the photo's threshold (masked: threshold_masked)
     assert (face["identity"] is None) == (face["score"] < res[0]["threshold"])
     assert res[1]["faces"] == [] and "error" not in res[1]
     assert res[2]["faces"] == [] and res[2]["error"] == "no such file"

@@ -104,23 +104,27 @@ def verify(pairs_file, images, model_path, embedder, workers, masked, as_json, p
 @click.option("--distractor-count", type=click.IntRange(0), default=None,
               help="How many distractor identities (fixed random draw; default all).")
 @click.option("--threshold", type=float, default=None,
-              help="Open-set threshold (default: the model card's calibrated one).")
+              help="Open-set threshold (default: the model card's, for masked faces).")
+@click.option("--aggregate", type=click.Choice(["centroid", "max"]), default=None,
+              help="Identity score, as facerec-match's (default: centroid; max for dlib's distances).")
 @_embedder_options
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
-def identify(manifest, images, distractors, distractor_count, threshold, model_path, embedder, workers, as_json) -> None:
-    """Enrol unmasked photos, identify masked ones: rank-1, rank-5 and open-set accepts."""
+def identify(manifest, images, distractors, distractor_count, threshold, aggregate, model_path, embedder, workers,
+             as_json) -> None:
+    """Enrol unmasked photos as facerec-gallery does, identify masked ones: rank-1, rank-5, open-set accepts."""
     from facerec.evaluation.evaluate import identify as run
 
     spec = _spec(model_path, embedder)
     r = _run(run, manifest, spec, images=images, distractors=distractors, distractor_count=distractor_count,
-             threshold=threshold, workers=workers, progress=show_progress(as_json))
+             threshold=threshold, workers=workers, progress=show_progress(as_json), aggregate=aggregate)
     if as_json:
         click.echo(json.dumps(r))
         return
     rows = [
         ("embedder", f"{r['embedder']} ({r['metric']})"),
-        ("gallery", f"{r['gallery_size']} identities ({r['distractors']} distractors), "
-                    f"{r['enrolment_failed']} of {r['enrolment_photos']} enrolment photos unusable"),
+        ("gallery", f"{r['gallery_size']} identities ({r['distractors']} distractors), {r['templates']} templates, "
+                    f"{r['enrolment_failed']} of {r['enrolment_photos']} enrolment photos unusable; "
+                    f"scored by {r['aggregate']}"),
         ("probes", f"{r['probes']} masked, {r['probes_enrolled']} of enrolled people, {r['probes_failed']} unusable (counted wrong)"),
         ("rank-1", f"{r['rank1']:.4f}"),
         ("rank-5", f"{r['rank5']:.4f}"),
@@ -191,7 +195,7 @@ def calibrate_gallery(people_file, images, gallery_people, far, model_path, as_j
     if as_json:
         click.echo(json.dumps(r))
         return
-    o = r["threshold_open_set"]
+    o, m = r["threshold_open_set"], r["threshold_masked_open_set"]
     _table([
         ("embedder", r["embedder"]),
         ("threshold", f"{r['threshold']:.4f}  (accept when score >= threshold)"),
@@ -199,6 +203,8 @@ def calibrate_gallery(people_file, images, gallery_people, far, model_path, as_j
         ("strangers accepted", f"{o['far']:.4f} ({o['false_accepts']} of {o['strangers_scored']}; target {far:g})"),
         ("gallery people accepted", f"{o['correct_accept_rate']:.4f} (rank-1 {o['rank1']:.4f}, "
                                     f"{o['genuine_probes']} second photos)"),
+        ("threshold for masked faces", f"{r['threshold_masked']:.4f}  ({m['false_accepts']} of {m['strangers_scored']} "
+                                       f"masked strangers accepted; {m['unmasked_threshold_far']:.4f} at the other)"),
         ("written to", r["card"]),
     ])
 

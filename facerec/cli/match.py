@@ -68,8 +68,9 @@ def _check_out(out: str, video: bool) -> None:
 @click.option("--top-k", default=5, show_default=True, type=click.IntRange(1), help="Matches listed per face.")
 @click.option("--threshold", type=float, default=None,
               help="Accept matches from this score (default: the gallery's own threshold, else the model card's).")
-@click.option("--aggregate", type=click.Choice(["max", "top2"]), default="max", show_default=True,
-              help="Identity score: best template, or mean of the best two.")
+@click.option("--aggregate", type=click.Choice(["centroid", "max", "top2"]), default="centroid", show_default=True,
+              help="Identity score: the nearer of the means of its photo and of its mask templates, its best "
+                   "template, or the mean of its best two.")
 @click.option("--index", type=click.Choice(["exact", "ann"]), default="exact", show_default=True,
               help="Scan every template, or ask an approximate IVF index (for millions of templates; built on "
                    "first use and whenever the gallery changed, cached beside it as GALLERY.faiss).")

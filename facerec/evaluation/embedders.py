@@ -94,7 +94,10 @@ class EmbedderSpec:
             from facerec.runtime.base import default_model_path
             from facerec.runtime import load_embedder
 
-            return PipelineEmbedder("model", load_embedder(self.model_path or default_model_path()))
+            from facerec.faces.masks import MASK_TEMPLATES
+
+            return PipelineEmbedder("model", load_embedder(self.model_path or default_model_path()),
+                                    mask_templates=MASK_TEMPLATES)
         if self.name == "sface":
             from facerec.runtime.sface import SFaceNetwork
 
@@ -107,8 +110,9 @@ class EmbedderSpec:
             return DlibEmbedder(FaceDetector())
         return PipelineEmbedder("imagenet", ImagenetFeatures())
 
-    def threshold(self) -> float | None:
-        """The calibrated operating threshold (model card), without loading the model; None if uncalibrated."""
+    def threshold(self, masked: bool = False) -> float | None:
+        """The calibrated open-set threshold (model card; `masked`: the one for masked faces, where the
+        card has it), without loading the model; None if uncalibrated."""
         if self.name != "model":
             return None
         from facerec.runtime.base import CARD_FILE, default_model_path
@@ -116,7 +120,8 @@ class EmbedderSpec:
         root = Path(self.model_path or default_model_path())
         root = root.parent if root.name == "saved_model" else root
         try:
-            value = json.loads((root / CARD_FILE).read_text()).get("threshold")
+            card = json.loads((root / CARD_FILE).read_text())
+            value = card.get("threshold_masked", card.get("threshold")) if masked else card.get("threshold")
         except (OSError, ValueError, AttributeError):
             return None
         return float(value) if isinstance(value, (int, float)) else None
@@ -128,21 +133,40 @@ class PipelineEmbedder:
     metric = "cosine"
     no_face = "no face detected"
 
-    def __init__(self, name: str, network, detector=None):
+    def __init__(self, name: str, network, detector=None, mask_templates: int = 0):
         from facerec.faces.detect import FaceDetector
 
         self.name = name
         self.network = network
         self.detector = detector or FaceDetector()
+        self.mask_templates = mask_templates  # synthetic-mask templates per enrolled photo (ours: as enrolment)
 
-    def crop(self, image: np.ndarray) -> np.ndarray | None:
-        """The aligned crop of the main face, or None."""
+    def aligned(self, image: np.ndarray):
+        """The aligned main face (crop and mesh), or None."""
         from facerec.faces.align import aligned_faces
 
         faces = self.detector.detect(image)
-        if not faces:
-            return None
-        return aligned_faces(image, faces[:1], self.network.input_size)[0].crop
+        return aligned_faces(image, faces[:1], self.network.input_size)[0] if faces else None
+
+    def crop(self, image: np.ndarray) -> np.ndarray | None:
+        """The aligned crop of the main face, or None."""
+        face = self.aligned(image)
+        return None if face is None else face.crop
+
+    def embed_templates(self, images: Sequence[np.ndarray], hashes: Sequence[str]) -> list:
+        """Per photo, (vectors [T, D], kinds) of the templates enrolment stores (the photo and its
+        synthetic-mask copies, seeded by the content hash), or None without a face."""
+        from facerec.faces.masks import mask_templates
+
+        out = []
+        for image, sha in zip(images, hashes):
+            face = self.aligned(image)
+            if face is None:
+                out.append(None)
+                continue
+            crops, kinds = mask_templates(face.crop, face.mesh, sha, self.mask_templates)
+            out.append((self.network.embed(crops), kinds))
+        return out
 
     def embed_photo(self, image: np.ndarray) -> np.ndarray | None:
         return self.embed_photos([image])[0]

@@ -85,16 +85,19 @@ def mask_photo(image: np.ndarray, seed: int, style: str | None = None, detector=
 
 @dataclass(frozen=True)
 class Job:
-    """One photo to embed; `seed` set = with the synthetic mask of that seed."""
+    """One photo to embed; `seed` set = with the synthetic mask of that seed; `templates`: the
+    templates enrolment stores for it (the embedder's `embed_templates`), not one vector."""
 
     path: str
     seed: int | None = None
+    templates: bool = False
 
 
 @dataclass
 class Outcome:
-    vector: np.ndarray | None
+    vector: np.ndarray | None  # [D], or [T, D] for a templates job
     reason: str | None = None  # why there is no vector
+    kinds: list[str] | None = None  # a templates job's template kinds
 
 
 _worker: PhotoEmbedder | None = None
@@ -137,10 +140,27 @@ def embed_jobs_with(embedder: PhotoEmbedder, jobs: Sequence[Job]) -> list[Outcom
                 continue
         images.append(image)
         where.append(i)
-    for i, v in zip(where, embedder.embed_photos(images)):
-        masked = " (masked)" if jobs[i].seed is not None else ""
-        out[i] = Outcome(v) if v is not None else Outcome(None, embedder.no_face + masked)
+    plain = [k for k, i in enumerate(where) if not jobs[i].templates]
+    for k, v in zip(plain, embedder.embed_photos([images[k] for k in plain])):
+        masked = " (masked)" if jobs[where[k]].seed is not None else ""
+        out[where[k]] = Outcome(v) if v is not None else Outcome(None, embedder.no_face + masked)
+    enrol = [k for k, i in enumerate(where) if jobs[i].templates]
+    if enrol:
+        from facerec.recognizer import content_hash
+
+        hashes = [content_hash(Path(jobs[where[k]].path).read_bytes()) for k in enrol]
+        for k, t in zip(enrol, templates_of(embedder, [images[k] for k in enrol], hashes)):
+            out[where[k]] = Outcome(t[0], kinds=t[1]) if t is not None else Outcome(None, embedder.no_face)
     return out  # type: ignore[return-value]
+
+
+def templates_of(embedder: PhotoEmbedder, images: Sequence[np.ndarray], hashes: Sequence[str]) -> list:
+    """(vectors [T, D], kinds) per photo as enrolment stores it, or None without a face: the
+    embedder's own `embed_templates` (our pipeline adds synthetic-mask templates, as enrolment does),
+    else its one photo vector."""
+    if hasattr(embedder, "embed_templates"):
+        return embedder.embed_templates(images, hashes)
+    return [None if v is None else (np.asarray(v)[None], ["photo"]) for v in embedder.embed_photos(images)]
 
 
 def embed_jobs(spec: EmbedderSpec, jobs: Iterable[Job], workers: int = 2, progress: bool = False) -> dict[Job, Outcome]:
@@ -407,10 +427,12 @@ def write_threshold(model_path: str | os.PathLike | None, calibration: dict) -> 
     card_path = root / CARD_FILE
     card = json.loads(card_path.read_text())
     if "threshold" in calibration:
-        for stale in ("threshold_pairs", "threshold_open_set", "threshold_source"):
+        for stale in ("threshold_pairs", "threshold_open_set", "threshold_source", "threshold_masked",
+                      "threshold_masked_open_set"):
             card.pop(stale, None)
     card.update({k: calibration[k] for k in ("threshold", "threshold_far", "threshold_pairs", "threshold_open_set",
-                                             "verify_threshold") if k in calibration})
+                                             "threshold_masked", "threshold_masked_open_set", "verify_threshold")
+                 if k in calibration})
     tmp = card_path.with_suffix(".json.tmp")
     with open(tmp, "w") as fh:
         fh.write(json.dumps(card, indent=2) + "\n")
@@ -430,6 +452,8 @@ def calibrate_open_set(people_file: str | os.PathLike, images: str | os.PathLike
     included); every other person's first photo is a stranger probe, and the threshold is the
     lowest that accepts at most `far` of them. Gallery people with a second photo measure the
     correct-accept rate there. For a gallery N times larger, expect roughly N times the FAR.
+    The same strangers' photos wearing a synthetic mask (`mask_photo`, seeded per stranger) give
+    `threshold_masked`, at the same FAR: the one faces called masked are compared with.
     """
     import tempfile
 
@@ -464,13 +488,24 @@ def calibrate_open_set(people_file: str | os.PathLike, images: str | os.PathLike
                 return None
             return (faces[0]["matches"][0]["identity"], faces[0]["score"]) if faces else None
 
+        def top_masked(i: int, path) -> float | None:
+            try:
+                masked = mask_photo(load_image(path), pair_seed(i), detector=rec.detector)
+            except BadInput:
+                return None
+            found = top(masked) if masked is not None else None
+            return None if found is None else found[1]
+
         probes = [(None, photos[n][0]) for n in strangers] + genuine
         found = [top(p) for _, p in tqdm(probes, desc="probe", disable=not progress)]
+        m_scores = np.array([s for s in (top_masked(i, photos[n][0]) for i, n in
+                                         enumerate(tqdm(strangers, desc="probe masked", disable=not progress)))
+                             if s is not None])
     s_scores = np.array([f[1] for f in found[:len(strangers)] if f is not None])
-    if not len(s_scores):
+    if not len(s_scores) or not len(m_scores):
         raise EvalError(f"{people_file}: no face found in any stranger's photo; nothing to calibrate on")
     g_found = [(n, f) for (n, _), f in zip(genuine, found[len(strangers):])]
-    threshold = open_set_threshold(s_scores, far)
+    threshold, masked_threshold = open_set_threshold(s_scores, far), open_set_threshold(m_scores, far)
     accepted = int(np.sum(s_scores >= threshold))
     correct = sum(f is not None and f[0] == n and f[1] >= threshold for n, f in g_found)
     rank1 = sum(f is not None and f[0] == n for n, f in g_found)
@@ -485,6 +520,13 @@ def calibrate_open_set(people_file: str | os.PathLike, images: str | os.PathLike
             "false_accepts": accepted, "far": accepted / max(len(s_scores), 1),
             "genuine_probes": len(g_found), "correct_accept_rate": correct / max(len(g_found), 1),
             "rank1": rank1 / max(len(g_found), 1),
+        },
+        "threshold_masked": masked_threshold,
+        "threshold_masked_open_set": {
+            "strangers_scored": int(len(m_scores)), "false_accepts": int(np.sum(m_scores >= masked_threshold)),
+            "far": float(np.mean(m_scores >= masked_threshold)),
+            "unmasked_threshold_far": float(np.mean(m_scores >= threshold)),
+            "masks": "synthetic, facerec.evaluation.evaluate.mask_photo(photo, pair_seed(stranger index))",
         },
     }
     result["card"] = str(write_threshold(model_path, result))
@@ -547,9 +589,13 @@ def pick_distractors(folder: str | os.PathLike, count: int | None, seed: int = D
 
 def identification_metrics(probe_vecs: np.ndarray, probe_ids: Sequence[str], probe_ok: np.ndarray,
                            gallery_vecs: np.ndarray, gallery_ids: Sequence[str], enrolled: set[str], metric: str,
-                           threshold: float | None = None) -> dict:
-    """Rank-k identification against per-identity best scores (nearest enrolled photo), and open-set
-    figures at `threshold`.
+                           threshold: float | None = None, aggregate: str = "max",
+                           gallery_kinds: Sequence[str] | None = None) -> dict:
+    """Rank-k identification against per-identity scores, and open-set figures at `threshold`.
+
+    An identity scores as `Gallery.search` scores it: its nearest template (`max`) or its nearer
+    centroid (`centroid`: cosine only; `gallery_kinds` tell photo from synthetic-mask templates,
+    all "photo" when None).
 
     Probes of `enrolled` identities are the closed-set probes: one that failed (`probe_ok` False) or
     whose identity has no gallery photo is a miss. Open set: a correct accept is a top-1 hit scoring
@@ -559,6 +605,15 @@ def identification_metrics(probe_vecs: np.ndarray, probe_ids: Sequence[str], pro
     """
     probe_ids = np.asarray(probe_ids)
     probe_ok = np.asarray(probe_ok, bool)
+    if aggregate == "centroid":
+        if metric != "cosine":
+            raise EvalError(f"centroid scoring needs cosine embeddings, not {metric}")
+        from facerec.search.gallery import centroids
+
+        kinds = ["photo"] * len(gallery_ids) if gallery_kinds is None else gallery_kinds
+        gallery_vecs, gallery_ids = centroids(gallery_vecs, gallery_ids, kinds) if len(gallery_ids) else (gallery_vecs, gallery_ids)
+    elif aggregate != "max":
+        raise EvalError(f"unknown aggregate {aggregate!r} (choose max or centroid)")
     names, col = np.unique(np.asarray(gallery_ids), return_inverse=True)
     closed = np.array([p in enrolled for p in probe_ids], bool)
     n_closed = int(closed.sum())
@@ -589,6 +644,7 @@ def identification_metrics(probe_vecs: np.ndarray, probe_ids: Sequence[str], pro
         "rank1": float(np.sum(ranks[closed] <= 1) / max(n_closed, 1)),
         "rank5": float(np.sum(ranks[closed] <= 5) / max(n_closed, 1)),
         "threshold": threshold,
+        "aggregate": aggregate,
         "open_set": None,
     }
     if threshold is not None:
@@ -616,38 +672,48 @@ def halves(identities: Iterable[str]) -> dict[str, set[str]]:
 
 def identify(manifest: str | os.PathLike, spec: EmbedderSpec, images: str | os.PathLike | None = None,
              distractors: str | os.PathLike | None = None, distractor_count: int | None = None,
-             threshold: float | None = None, workers: int = 2, progress: bool = False) -> dict:
+             threshold: float | None = None, workers: int = 2, progress: bool = False,
+             aggregate: str | None = None) -> dict:
     """Enrol every identity from its unmasked photos (plus distractor identities), probe with masked photos.
 
+    Enrolment stores what `facerec-gallery enroll` stores (for our model: each photo and its
+    synthetic-mask templates) and identities score as `facerec-match` scores them (`aggregate`,
+    default: centroid for cosine embedders, max for dlib's Euclidean distance).
     Figures for the whole manifest, and under "halves" for each half of its identity split (`halves`),
     enrolling only that half's people (plus the distractors), from the same embeddings."""
+    aggregate = aggregate or ("centroid" if spec.metric == "cosine" else "max")
     enrol, probes = read_manifest(manifest, images)
     extra = pick_distractors(distractors, distractor_count) if distractors else []
-    roles = [("enrol", enrol), ("distractor", extra), ("probe", probes)]
-    out = embed_jobs(spec, [Job(p.path) for _, photos in roles for p in photos], workers, progress)
+    roles = [("enrol", enrol, True), ("distractor", extra, True), ("probe", probes, False)]
+    jobs = {p.path: Job(p.path, templates=t) for _, photos, t in roles for p in photos}
+    out = {job.path: o for job, o in embed_jobs(spec, jobs.values(), workers, progress).items()}
     failed = []
-    for role, photos in roles:
-        failed += [{"path": p.path, "reason": out[Job(p.path)].reason, "role": role}
-                   for p in photos if out[Job(p.path)].vector is None]
-    gallery = [p for p in enrol + extra if out[Job(p.path)].vector is not None]
+    for role, photos, _ in roles:
+        failed += [{"path": p.path, "reason": out[p.path].reason, "role": role}
+                   for p in photos if out[p.path].vector is None]
+    gallery = [p for p in enrol + extra if out[p.path].vector is not None]
     if not gallery:
         raise EvalError("no gallery photo could be embedded")
-    dim = len(out[Job(gallery[0].path)].vector)
-    probe_vecs = np.stack([out[Job(p.path)].vector if out[Job(p.path)].vector is not None else np.zeros(dim, np.float32)
+    gallery_vecs = np.concatenate([out[p.path].vector for p in gallery])
+    gallery_ids = np.concatenate([[p.identity] * len(out[p.path].kinds) for p in gallery])
+    gallery_kinds = [k for p in gallery for k in out[p.path].kinds]
+    dim = gallery_vecs.shape[1]
+    probe_vecs = np.stack([out[p.path].vector if out[p.path].vector is not None else np.zeros(dim, np.float32)
                            for p in probes])
-    threshold = spec.threshold() if threshold is None else threshold
+    threshold = spec.threshold(masked=True) if threshold is None else threshold  # every probe is masked
     probe_ids = np.array([p.identity for p in probes])
-    probe_ok = np.array([out[Job(p.path)].vector is not None for p in probes])
-    gallery_vecs, gallery_ids = np.stack([out[Job(p.path)].vector for p in gallery]), np.array([p.identity for p in gallery])
+    probe_ok = np.array([out[p.path].vector is not None for p in probes])
     enrolled = {p.identity for p in enrol}
     figures = identification_metrics(probe_vecs, probe_ids, probe_ok, gallery_vecs, gallery_ids, enrolled,
-                                     spec.metric, threshold)
+                                     spec.metric, threshold, aggregate, gallery_kinds)
     figures["halves"] = {}
+    kinds = np.array(gallery_kinds, object)
     for half, people in halves(p.identity for p in enrol + probes).items():
         keep_p = np.isin(probe_ids, list(people))
         keep_g = np.isin(gallery_ids, list(people) + [p.identity for p in extra])
         part = identification_metrics(probe_vecs[keep_p], probe_ids[keep_p], probe_ok[keep_p], gallery_vecs[keep_g],
-                                      gallery_ids[keep_g], enrolled & people, spec.metric, threshold)
+                                      gallery_ids[keep_g], enrolled & people, spec.metric, threshold, aggregate,
+                                      list(kinds[keep_g]))
         figures["halves"][half] = {k: part[k] for k in ("probes", "probes_enrolled", "gallery_size", "rank1", "rank5")}
     return {
         "embedder": spec.label,
@@ -656,6 +722,7 @@ def identify(manifest: str | os.PathLike, spec: EmbedderSpec, images: str | os.P
         "distractors": len(extra),
         "enrolment_photos": len(enrol),
         "enrolment_failed": sum(f["role"] == "enrol" for f in failed),
+        "templates": len(gallery_kinds),
         **figures,
         "failed": failed,
     }

@@ -97,6 +97,25 @@ def mask_polygon(
     return frame.to_image(_outline(frame.to_face(mesh), style, jitter, frame.scale).polygon()).astype(np.float32)
 
 
+# Synthetic-masked templates enrolment adds per photo, and their styles in this order (cycled beyond five).
+MASK_TEMPLATES = 3
+MASK_TEMPLATE_STYLES = ("surgical_blue", "black_cloth", "n95", "surgical_white", "patterned_cloth")
+
+
+def mask_templates(crop: np.ndarray, mesh: np.ndarray | None, sha256: str,
+                   count: int = MASK_TEMPLATES) -> tuple[np.ndarray, list[str]]:
+    """An enrolled photo's crop and `count` synthetic-masked copies ([1 + count, S, S, 3], kinds
+    "photo", "synthetic-mask:<style>"), seeded by the photo's content hash (hex `sha256`): the same
+    photo gives the same templates whatever its path."""
+    crops, kinds = [crop], ["photo"]
+    seed = int(sha256[:16], 16)
+    for i in range(count):
+        style = MASK_TEMPLATE_STYLES[i % len(MASK_TEMPLATE_STYLES)]
+        crops.append(apply_mask(crop, mesh, style=style, seed=seed + i))
+        kinds.append(f"synthetic-mask:{style}")
+    return np.stack(crops), kinds
+
+
 def apply_mask(
     face: np.ndarray,
     mesh: np.ndarray | None = None,

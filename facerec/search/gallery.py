@@ -36,7 +36,7 @@ from facerec import __version__
 SCHEMA_VERSION = 2
 TEMPLATE_DTYPE = np.float16
 _READABLE_SCHEMAS = (1, 2)  # 1: float32 embeddings, rounded to float16 on load
-AGGREGATES = ("max", "top2")
+AGGREGATES = ("centroid", "max", "top2")  # the first is the default
 INDEXES = ("exact", "ann")
 _STR = h5py.string_dtype("utf-8")
 _BYTES = h5py.vlen_dtype(np.uint8)
@@ -105,7 +105,7 @@ class Gallery:
         if self.photo_sha256 is None:
             self.photo_sha256 = np.full(len(self.identities), "", object)
         self.embeddings = np.ascontiguousarray(self.embeddings, TEMPLATE_DTYPE)
-        self._index = self._ann = None
+        self._index = self._ann = self._cent = None
 
     def __len__(self) -> int:
         return len(self.identities)
@@ -213,7 +213,7 @@ class Gallery:
         self.source = put(self.source, sources)
         self.photo_sha256 = put(self.photo_sha256, [photo_sha256] * n)
         self.thumbnails = self.thumbnails[:at] + list(thumbnails) + self.thumbnails[at:]
-        self._index = self._ann = None
+        self._index = self._ann = self._cent = None
 
     def remove(self, identity: str) -> int:
         """Delete every template of `identity`; returns how many there were."""
@@ -223,7 +223,7 @@ class Gallery:
         self.template_kind, self.source = self.template_kind[keep], self.source[keep]
         self.photo_sha256 = self.photo_sha256[keep]
         self.thumbnails = [t for t, k in zip(self.thumbnails, keep) if k]
-        self._index = self._ann = None
+        self._index = self._ann = self._cent = None
         return removed
 
     def people(self) -> dict[str, dict]:
@@ -268,15 +268,18 @@ class Gallery:
                 self._index = (self.embeddings[order], names.astype(object), starts)
         return self._index
 
-    def search(self, queries: np.ndarray, k: int = 5, aggregate: str = "max",
+    def search(self, queries: np.ndarray, k: int = 5, aggregate: str = AGGREGATES[0],
                index: str = "exact") -> list[list[tuple[str, float]]]:
         """Top-k identities per query, best first, by cosine similarity (queries L2-normalised).
 
-        An identity's score is its best template's similarity (`max`), or the mean of its two best
-        (`top2`; a single template counts alone), so many photos of one person do not add up.
-        `index="exact"` scans every template; `"ann"` asks the IVF index (facerec.search.index) for the
-        nearest templates instead, so an identity none of whose templates it returns can be missed.
-        Either way the identities found are scored exactly, from all of their templates.
+        `centroid` (the default) scores an identity by the nearer of two means: of its photo
+        templates and of its synthetic-mask templates (each L2-normalised): a mean of several photos
+        is a steadier picture of a face than its best single photo (RMFRD: docs/gallery.md).
+        `max` scores its best template, `top2` the mean of its two best (a single template counts
+        alone); with any of them many photos of one person do not add up.
+        `index="exact"` scans every template (or centroid); `"ann"` asks the IVF index
+        (facerec.search.index) for the nearest ones instead, so an identity none of whose templates it
+        returns can be missed. Either way the identities found are scored exactly.
         """
         if aggregate not in AGGREGATES:
             raise ValueError(f"unknown aggregate {aggregate!r} (choose from {', '.join(AGGREGATES)})")
@@ -285,6 +288,8 @@ class Gallery:
         q = np.asarray(queries, np.float32).reshape(-1, self.embedding_dim)
         if len(self) == 0 or k < 1:
             return [[] for _ in q]
+        if aggregate == "centroid":
+            return self._search_centroids(q, k, index)
         emb, names, starts = self._grouped()
         k = min(k, len(names))
         want = min(len(emb), _SLACK * k * -(-len(emb) // len(names)))  # templates to retrieve per query
@@ -324,14 +329,58 @@ class Gallery:
         # float16 templates can put a unit query's cosine a hair over 1: report a cosine.
         return [(str(names[groups[j]]), float(min(scores[j], 1.0))) for j in best]
 
-    def _ann_index(self):
-        """The ANN index of the grouped templates: cached beside the gallery file, rebuilt when stale."""
-        if self._ann is None:
+    def _centroids(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(centroids [C, D] float16 to scan, the same in float32 to score, their identity names [C]):
+        per identity, the L2-normalised mean of its photo templates and that of its synthetic-mask
+        templates (one row for each kind it has)."""
+        if self._cent is None:
+            cent, owners = centroids(self.embeddings, self.identities, self.template_kind)
+            self._cent = (np.ascontiguousarray(cent, TEMPLATE_DTYPE), cent, owners)
+        return self._cent
+
+    def _search_centroids(self, q: np.ndarray, k: int, index: str) -> list[list[tuple[str, float]]]:
+        """Top-k identities by their nearer centroid. An identity has at most two, so the best 2k
+        centroids hold the top-k; the float16 scan retrieves 4k, scored again in float32 (the ANN
+        index may miss some)."""
+        cent16, cent, owners = self._centroids()
+        want = min(len(cent), 4 * k)
+        if index == "ann":
+            _, rows = self._ann_index(centroids=True).search(q, want)
+        else:
+            from facerec.search.scan import top_templates  # faiss: loaded by searches only
+
+            _, rows = top_templates(cent16, q, want)
+        results = []
+        for query, r_row in zip(q, rows):
+            r_row = r_row[r_row >= 0]
+            scores = cent[r_row] @ query
+            best: dict[str, float] = {}
+            for j in np.argsort(-scores, kind="stable"):
+                best.setdefault(owners[r_row[j]], float(min(scores[j], 1.0)))
+            results.append(list(best.items())[:k])
+        return results
+
+    def _ann_index(self, centroids: bool = False):
+        """The ANN index of the grouped templates (or of the centroids): cached beside the gallery
+        file, rebuilt when stale."""
+        if self._ann is None or self._ann[0] != centroids:
             from facerec.search.index import AnnIndex
 
-            cache = self.path.with_name(self.path.name + ".faiss") if self.path else None
-            self._ann = AnnIndex.cached(self._grouped()[0], cache)
-        return self._ann
+            suffix = ".centroids.faiss" if centroids else ".faiss"
+            cache = self.path.with_name(self.path.name + suffix) if self.path else None
+            self._ann = (centroids, AnnIndex.cached(self._centroids()[0] if centroids else self._grouped()[0], cache))
+        return self._ann[1]
+
+
+def centroids(embeddings: np.ndarray, identities, kinds) -> tuple[np.ndarray, np.ndarray]:
+    """Per identity, the L2-normalised mean of its "photo" templates and that of its other (synthetic-
+    mask) templates: ([C, D] float32, owner name of each row [C]); what "centroid" search scores."""
+    tags = ["\0photo" if str(k) == "photo" else "\0mask" for k in kinds]
+    keys, rows = np.unique([f"{name}{t}" for name, t in zip(identities, tags)], return_inverse=True)
+    sums = np.zeros((len(keys), np.shape(embeddings)[1]), np.float32)
+    np.add.at(sums, rows, np.asarray(embeddings, np.float32))
+    sums /= np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
+    return sums, np.array([key.rsplit("\0", 1)[0] for key in keys], object)
 
 
 def _aggregate(sims: np.ndarray, local: np.ndarray, sizes: np.ndarray, aggregate: str) -> np.ndarray:
