@@ -63,8 +63,7 @@ def main() -> None:
     specs = [("sface", EmbedderSpec("sface")), ("dlib", EmbedderSpec("dlib")), ("imagenet", EmbedderSpec("imagenet"))]
     model = Path(args.model) if args.model else default_model_path()
     if (model / "saved_model").is_dir():
-        # The default runtime, then the float32 OpenVINO file (the user cache), then TensorFlow itself.
-        # The default runtime, then TensorFlow itself, then any other OpenVINO files (e.g. an int8 one).
+        # The default runtime, then TensorFlow itself, then any other OpenVINO files (e.g. the float32 one).
         default = load_embedder(model)
         specs[:0] = [(f"model (openvino {default.card['openvino']['precision']}, default)", EmbedderSpec("model", str(model))),
                      ("model (tensorflow)", EmbedderSpec("model", str(model / "saved_model")))]

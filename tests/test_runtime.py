@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from facerec.cli.export import main as export_cli
 from facerec.runtime.base import BadModel, cache_dir, cosines, default_model_path
 from facerec.runtime import load_embedder
-from facerec.runtime.openvino import FLOAT32_MIN_COSINE, SHIPPED, OpenVINOEmbedder
+from facerec.runtime.openvino import FLOAT32_MIN_COSINE, SHIPPED, OpenVINOEmbedder, _quantise, core
 
 
 def faces(n, size=112, seed=0):
@@ -84,6 +84,19 @@ def test_bad_openvino_files_have_one_line_reasons(tiny_xml, tiny_model, tmp_path
     card = json.loads((other / "model_card.json").read_text())
     (other / "model_card.json").write_text(json.dumps({**card, "fingerprint": "0" * 64}))
     assert "made from another saved_model" in reason(other)
+
+
+def test_int8_keeps_the_head_float32_so_embedding_norms_hold(tiny_xml):
+    """NNCF left alone quantises the L2 normalisation too (norms off by up to 16 % on the shipped model)."""
+    float32 = core().read_model(str(tiny_xml[0]))
+    int8, info = _quantise(float32, faces(8, seed=5))
+    ops = int8.get_ordered_ops()
+    last = max(i for i, o in enumerate(ops) if o.get_type_name() == "MatMul")
+    assert info["float32_ops"] and not [o for o in ops[last + 1:] if o.get_type_name() == "FakeQuantize"]
+    assert [o for o in ops[:last] if o.get_type_name() == "FakeQuantize"]  # the rest is quantised
+    x = faces(6, seed=6)
+    want, got = core().compile_model(float32, "CPU")(x)[0], core().compile_model(int8, "CPU")(x)[0]
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), np.linalg.norm(want, axis=1), rtol=1e-3)
 
 
 def test_export_cli_usage_and_errors(tiny_model, tmp_path):
