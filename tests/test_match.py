@@ -258,7 +258,10 @@ def test_match_index_ann_agrees_with_exact_and_caches_beside_the_gallery(env, ce
     exact = json.loads(run(match_cli, [str(lfw_photo), "--json"]).stdout)
     r = run(match_cli, [str(lfw_photo), "--json", "--index", "ann"])
     assert r.exit_code == 0 and json.loads(r.stdout) == exact  # a small gallery: every cell is probed
-    assert (env / "g.h5.faiss").exists()
+    assert (env / "g.h5.centroids.faiss").exists()  # the default scoring's index: of the centroids
+    by_max = json.loads(run(match_cli, [str(lfw_photo), "--json", "--aggregate", "max"]).stdout)
+    assert json.loads(run(match_cli, [str(lfw_photo), "--json", "--aggregate", "max", "--index", "ann"]).stdout) == by_max
+    assert (env / "g.h5.faiss").exists()  # max's: of the templates
     bad = run(match_cli, [str(lfw_photo), "--index", "hnsw"])
     assert bad.exit_code == 2 and "'hnsw' is not one of 'exact', 'ann'" in bad.output
     with pytest.raises(ValueError, match="unknown index 'hnsw'"):
