@@ -44,7 +44,7 @@ def table(result: dict) -> str:
 
 
 @lru_cache(maxsize=16)
-def _font(size: int) -> ImageFont.ImageFont:
+def label_font(size: int) -> ImageFont.ImageFont:
     """DejaVu Sans (shipped with matplotlib: accents, Greek, Cyrillic), else PIL's default font."""
     import matplotlib
 
@@ -59,7 +59,7 @@ def _label(draw: ImageDraw.ImageDraw, text: str, xy: tuple[int, int], colour, si
            below: bool = False) -> None:
     """`text` on a filled box whose bottom-left (top-left if `below`) is `xy`, shrunk to fit `max_width`."""
     while True:
-        font = _font(size)
+        font = label_font(size)
         left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
         if right - left + 8 <= max_width or size <= 9:
             break

@@ -2,17 +2,22 @@
 
 1. build a gallery of celebrities: five_celebrity/train + the first photo of N LFW celebrities (the
    model's training people, so strangers and calibration people stay out of it);
-2. enrol a new person (an RMFRD person, never seen in training) from ONE unmasked photo — no retraining;
-3. identify that person's real masked photo: identity, cosine score, threshold, annotated image.
+2. enrol newcomers, each from ONE unmasked photo, without retraining: a declared set, never chosen by
+   how the model does on them — the first 10 people by sorted name of RMFRD's report half (sorted
+   identities at odd positions, facerec.evaluation.evaluate.halves), each from their first unmasked
+   photo by path;
+3. identify every one of their real masked photos: print how many were right at rank 1, how many were
+   accepted (the right person at or above the threshold) and how many accepted as someone else, and
+   write one contact sheet of every query beside its match (name, score, threshold; failures marked).
 
-    python scripts/challenge.py [--data DIR] [--out out/challenge] [--lfw-people 1000]
+    python scripts/challenge.py [--data DIR] [--out out/challenge] [--lfw-people 1000] [--newcomers 10]
 
 `--all-rmfrd` runs the acceptance variant: every RMFRD person enrolled from one unmasked photo,
 every masked RMFRD photo matched, rank-1 reported; the false-accept rate of 300 faces of LFW
 pairsDevTest people (in neither the gallery, training nor threshold calibration); and the user's own
 scenario: a gallery of five_celebrity/train alone, its 25 val photos matched at the shipped threshold.
-Without RMFRD (e.g. only LFW was downloaded) the new person is an LFW person left out of the
-gallery, probed with a synthetic mask on another of their photos.
+Without RMFRD (e.g. only LFW was downloaded) the newcomers are the first LFW people by name left out
+of the gallery with two photos or more, each probed with a synthetic mask on their second photo.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+from facerec.evaluation.evaluate import halves, read_manifest
 from facerec.training.data import data_root, read_pairs_people, read_people
 
 
@@ -76,12 +82,101 @@ def celebrity_names(data: Path) -> set[str] | None:
 
 
 def rmfrd_people(data: Path) -> dict[str, dict[str, list[Path]]]:
+    """RMFRD's people with both kinds of photo, sorted by name, each kind sorted by path (rows marked
+    cross_identity_duplicate skipped, as facerec-eval does)."""
+    enrol, probes = read_manifest(data / "rmfrd" / "manifest.csv")
     people: dict[str, dict[str, list[Path]]] = defaultdict(lambda: {"masked": [], "unmasked": []})
-    with open(data / "rmfrd" / "manifest.csv", newline="") as fh:
-        for r in csv.DictReader(fh):
-            if r["cross_identity_duplicate"] != "1":
-                people[r["identity"]]["masked" if r["masked"] == "1" else "unmasked"].append(data / "rmfrd" / r["path"])
-    return {k: v for k, v in sorted(people.items()) if v["masked"] and v["unmasked"]}
+    for kind, photos in (("unmasked", enrol), ("masked", probes)):
+        for p in photos:
+            people[p.identity][kind].append(Path(p.path))
+    return {k: {kind: sorted(v) for kind, v in kinds.items()} for k, kinds in sorted(people.items())
+            if kinds["masked"] and kinds["unmasked"]}
+
+
+def rmfrd_newcomers(data: Path, n: int) -> dict[str, tuple[Path, list[Path]]]:
+    """The declared set: the first n report-half people by sorted name (the half of every RMFRD identity,
+    as facerec-eval splits them), each with (first unmasked photo, every masked photo)."""
+    enrol, probes = read_manifest(data / "rmfrd" / "manifest.csv")
+    report = halves(p.identity for p in enrol + probes)["report"]
+    people = rmfrd_people(data)
+    return {name: (people[name]["unmasked"][0], people[name]["masked"]) for name in sorted(report & people.keys())[:n]}
+
+
+def lfw_newcomers(data: Path, out: Path, celebs: dict[str, list[Path]], n: int) -> dict[str, tuple[Path, list[Path]]]:
+    """Without RMFRD: the first n LFW people by name outside the gallery with two photos or more, each
+    enrolled from the first and probed with a synthetic mask drawn on the second."""
+    from PIL import Image
+
+    from facerec.evaluation.evaluate import mask_photo
+    from facerec.images import load_image
+
+    root = data / "lfw" / "lfw-deepfunneled"
+    people = {}
+    for name in sorted(p.name for p in root.iterdir() if p.is_dir() and p.name not in celebs):
+        photos = sorted((root / name).glob("*.jpg"))
+        if len(photos) >= 2:
+            probe = out / "masked" / f"{name}_masked.jpg"
+            probe.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(mask_photo(load_image(photos[1]), seed=0)).save(probe)
+            people[name] = (photos[0], [probe])
+        if len(people) == n:
+            break
+    return people
+
+
+def right_at_rank1(name: str, result: dict) -> bool:
+    return bool(result.get("faces")) and bool(result["faces"][0]["matches"]) and \
+        result["faces"][0]["matches"][0]["identity"] == name
+
+
+def verdict(name: str, result: dict) -> tuple[str, str]:
+    """(outcome, one-line caption) of one query of `name`: accepted, rank1 (right but below the threshold),
+    wrong (someone else accepted), unknown (nobody accepted, someone else closest) or noface."""
+    if not result.get("faces"):
+        return "noface", f"{name}: no face found"
+    face = result["faces"][0]
+    ranked = [m["identity"] for m in face["matches"]]
+    if face["identity"] == name:
+        return "accepted", f"{name}: accepted"
+    if face["identity"] is not None:
+        return "wrong", f"{name}: WRONG, accepted as {face['identity']}"
+    if right_at_rank1(name, result):
+        return "rank1", f"{name}: right at rank 1, below threshold"
+    where = f"right person at rank {ranked.index(name) + 1}" if name in ranked else f"not in top {len(ranked)}"
+    return "unknown", f"{name}: unknown ({where})"
+
+
+_VERDICT_COLOURS = {"accepted": (40, 150, 60), "rank1": (210, 120, 0), "wrong": (200, 40, 40),
+                    "unknown": (200, 40, 40), "noface": (110, 110, 110)}
+
+
+def contact_sheet(queries: list[tuple[str, Path, dict]], gallery: Path, path: Path, cols: int = 4,
+                  height: int = 240) -> None:
+    """One PNG: every query as facerec-match draws it (the query, its best gallery face, cosine score and
+    threshold), under a caption with the true name and the outcome, coloured (green accepted, orange right
+    at rank 1 but below the threshold, red wrong or unknown, grey no face)."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    from facerec.images import load_image
+    from facerec.match import annotate, label_font
+    from facerec.search.gallery import Gallery
+
+    g = Gallery.load(gallery)
+    tiles = []
+    for name, photo, result in queries:
+        outcome, caption = verdict(name, result)
+        picture = annotate(load_image(photo), result, g, height=height)
+        tile = Image.new("RGB", (picture.shape[1], height + 26), _VERDICT_COLOURS[outcome])
+        tile.paste(Image.fromarray(picture), (0, 26))
+        ImageDraw.Draw(tile).text((6, 4), caption, font=label_font(15), fill=(255, 255, 255))
+        tiles.append(tile)
+    width = max(t.width for t in tiles) + 8
+    rows = -(-len(tiles) // cols)
+    sheet = Image.new("RGB", (width * cols, rows * (height + 34)), (255, 255, 255))
+    for i, t in enumerate(tiles):
+        sheet.paste(t, ((i % cols) * width, (i // cols) * (height + 34)))
+    sheet.save(path)
 
 
 def main() -> None:
@@ -89,7 +184,7 @@ def main() -> None:
     ap.add_argument("--data", default=None, help="data root (default: $FACEREC_DATA, else ../shared/data)")
     ap.add_argument("--out", default="out/challenge")
     ap.add_argument("--lfw-people", type=int, default=1000)
-    ap.add_argument("--person", default=None, help="RMFRD identity to enrol (default: the first with both kinds)")
+    ap.add_argument("--newcomers", type=int, default=10, help="how many of the declared newcomers to enrol")
     ap.add_argument("--all-rmfrd", action="store_true", help="acceptance run over every RMFRD person")
     a = ap.parse_args()
     data = data_root(a.data)
@@ -111,25 +206,31 @@ def main() -> None:
         return acceptance(data, out, len(celebs))
 
     if (data / "rmfrd").is_dir():
-        people = rmfrd_people(data)
-        name = a.person or next(iter(people))
-        enrol_photo, probe = people[name]["unmasked"][0], people[name]["masked"][0]
-    else:  # LFW only: a person outside the gallery, probed with a synthetic mask
-        from facerec.evaluation.evaluate import mask_photo
-        from facerec.images import load_image
-        from PIL import Image
-
-        root = data / "lfw" / "lfw-deepfunneled"
-        name = next(n for n in sorted(p.name for p in root.iterdir())
-                    if n not in celebs and len(list((root / n).glob("*.jpg"))) >= 2)
-        enrol_photo, second = sorted((root / name).glob("*.jpg"))[:2]
-        probe = out / f"{name}_masked.jpg"
-        Image.fromarray(mask_photo(load_image(second), seed=0)).save(probe)
-    print(f"\nNew person: {name} — enrolled from one unmasked photo, then matched wearing a mask.", file=sys.stderr)
-    sh("facerec-gallery", "enroll", "--name", name, str(enrol_photo))
-    picture = out / "match.png"
-    sh("facerec-match", str(probe), "--out", str(picture))
-    print(f"\nannotated match image: {picture.resolve()}")
+        newcomers, declared = rmfrd_newcomers(data, a.newcomers), f"the first {a.newcomers} of RMFRD's report half"
+    else:
+        newcomers, declared = lfw_newcomers(data, out, celebs, a.newcomers), f"the first {a.newcomers} LFW people outside the gallery"
+    print(f"\nNewcomers ({declared}, by name): {', '.join(newcomers)} — each enrolled from one unmasked "
+          "photo, then matched wearing a mask.", file=sys.stderr)
+    sh("facerec-gallery", "enroll", "--dir", str(link_tree(out / "newcomers", {k: [v[0]] for k, v in newcomers.items()})))
+    probes = [(name, p) for name, (_, masked) in newcomers.items() for p in masked]
+    results = json.loads(sh("facerec-match", *[str(p) for _, p in probes], "--json", capture=True))
+    results = results if isinstance(results, list) else [results]
+    queries = [(name, p, r) for (name, p), r in zip(probes, results)]
+    outcomes = [verdict(name, r)[0] for name, _, r in queries]
+    n = len(queries)
+    rank1 = sum(right_at_rank1(name, r) for name, _, r in queries)
+    accepted, wrong = outcomes.count("accepted"), outcomes.count("wrong")
+    print(f"\n{len(newcomers)} newcomers, {n} masked photos matched in a gallery of {len(celebs) + len(newcomers)} "
+          f"people at the threshold {results[0]['threshold']:.3f}:")
+    print(f"  right at rank 1: {rank1} of {n}; accepted as the right person: {accepted} of {n}; accepted as "
+          f"someone else: {wrong} of {n}; no face: {outcomes.count('noface')}")
+    for name in newcomers:
+        mine = [(o, r) for (who, _, r), o in zip(queries, outcomes) if who == name]
+        print(f"  {name}: {sum(o == 'accepted' for o, _ in mine)} of {len(mine)} accepted, "
+              f"{sum(right_at_rank1(name, r) for _, r in mine)} right at rank 1")
+    sheet = out / "contact_sheet.png"
+    contact_sheet(queries, gallery, sheet)
+    print(f"\ncontact sheet (every query beside its match): {sheet.resolve()}")
 
 
 def acceptance(data: Path, out: Path, n_celebs: int) -> None:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job: install, then run the whole challenge on the default data — build a celebrity
-# gallery, enrol a new person from one unmasked photo, identify their masked photo, and print the
-# path of the annotated match image.
+# gallery, enrol 10 declared newcomers (RMFRD's report half) from one unmasked photo each, match every
+# one of their masked photos, print how many were right and accepted, and the contact sheet's path.
 # Data: $FACEREC_DATA, else ../shared/data, else LFW is downloaded (checksummed) into ./data.
 set -euo pipefail
 cd "$(dirname "$0")/.."
