@@ -221,7 +221,8 @@ def main() -> None:
     rank1 = sum(right_at_rank1(name, r) for name, _, r in queries)
     accepted, wrong = outcomes.count("accepted"), outcomes.count("wrong")
     print(f"\n{len(newcomers)} newcomers, {n} masked photos matched in a gallery of {len(celebs) + len(newcomers)} "
-          f"people at the threshold {results[0]['threshold']:.3f}:")
+          f"people at the threshold {results[0]['threshold']:.3f} ({results[0].get('threshold_masked', results[0]['threshold']):.3f} "
+          f"for faces called masked):")
     print(f"  right at rank 1: {rank1} of {n}; accepted as the right person: {accepted} of {n}; accepted as "
           f"someone else: {wrong} of {n}; no face: {outcomes.count('noface')}")
     for name in newcomers:
