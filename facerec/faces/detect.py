@@ -108,8 +108,9 @@ class FaceDetector:
         image = np.ascontiguousarray(image)
         with native_stderr_silenced():  # MediaPipe logs warnings on its first landmarks
             # Both models: the full-range one misses some masked faces that the short-range one
-            # finds, and stopping at the first that finds anything loses them. MediaPipe sees the photo at 128/192 px anyway: on a large one it runs on the copy shrunk
-            # for YuNet (the same 128/192-px input, without converting a 36 MB photo for it).
+            # finds, and stopping at the first that finds anything loses them. MediaPipe sees the
+            # photo at 128/192 px anyway: on a large one it runs on the copy shrunk for YuNet (the
+            # same input, without converting a 36 MB photo for it).
             scale = min(1.0, YUNET_SIDE / max(image.shape[:2])) if self._yunet is not None else 1.0
             small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else image
             found = _merge(self._detect(small, 1, 0.0, 0) + self._detect(small, 0, 0.0, 0))
