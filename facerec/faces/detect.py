@@ -7,16 +7,20 @@ mesh run on each face's crop gives precise eye centres (irises) and mouth
 corners. Tight crops with no margin (RMFRD) defeat both, so the photo is retried
 with the short-range model on padded canvases (grey padding finds ~2/3 of the
 masked crops that black padding misses) before giving up. On a photo larger than
-SINGLE_PASS_SIDE a face counts only where the mesh finds it too (else patterned
-backgrounds gave faces, and a smooth photo a "face" as large as itself).
+SINGLE_PASS_SIDE a face counts only where the mesh finds it too, about as wide
+as its box (else patterned backgrounds gave faces, and a smooth photo a "face" as
+large as itself).
 
 MediaPipe's detectors see the whole photo shrunk to 128/192 px, so a face under
 ~10 % of the photo's width vanishes. A photo larger than SINGLE_PASS_SIDE is
-therefore also searched by YuNet (`facerec.faces.yunet`) at up to YUNET_SIDE px: its
-confident faces are added where MediaPipe found none, and its doubtful ones are
-kept when MediaPipe's short-range model finds the face on a crop around them.
-MediaPipe's faces come first and keep their boxes, so LFW-size photos (one pass,
-YuNet not run) detect as before. Measured on pasted-face canvases:
+therefore also searched by YuNet (`facerec.faces.yunet`) at up to YUNET_SIDE px
+(MediaPipe runs on that shrunk copy too), where MediaPipe's mesh-checked faces
+are not: a YuNet face counts when the mesh finds it and YuNet is confident or
+MediaPipe confirms it on a crop, or, confident, when the mesh misses it but YuNet
+finds it again, confidently, on a crop where it is RESCORE_FACE_PX wide (masked
+faces, which MediaPipe and the mesh miss: then YuNet's keypoints, no mesh). MediaPipe's faces come
+first and keep their boxes, so LFW-size photos (one pass, YuNet not run) detect
+exactly as before. Measured on pasted-face canvases:
 scripts/bench_detect.py, docs/evaluation.md#detection.
 """
 
@@ -49,6 +53,13 @@ YUNET_MIN_PX = 20
 # YuNet faces scoring at least this are kept as they are; from YUNET_CANDIDATE up, MediaPipe must confirm.
 YUNET_KEEP = 0.6
 YUNET_CANDIDATE = 0.3
+# Faces YuNet finds where neither the mesh nor MediaPipe does are kept when YuNet scores them at least
+# YUNET_RESCORE on a crop of _RESCORE_CROP x the face, the face RESCORE_FACE_PX wide there.
+YUNET_RESCORE = 0.8
+RESCORE_FACE_PX = 128
+_RESCORE_CROP = 3.0
+# The mesh's width over its box's, within which the mesh is taken to be that face's.
+_MESH_WIDTH = (0.5, 2.0)
 # The crop a YuNet candidate is confirmed on: this many times its box, at most _CONFIRM_INPUT px.
 _CONFIRM_CROP = 2.0
 _CONFIRM_INPUT = 256
@@ -96,13 +107,16 @@ class FaceDetector:
         """All faces in an RGB uint8 photo, the main face first (`prominence`)."""
         image = np.ascontiguousarray(image)
         with native_stderr_silenced():  # MediaPipe logs warnings on its first landmarks
-            # Both models on the photo itself: the full-range one misses some masked faces that the
-            # short-range one finds, and stopping at the first that finds anything loses them.
-            faces = _merge(self._detect(image, 1, 0.0, 0) + self._detect(image, 0, 0.0, 0))
+            # Both models: the full-range one misses some masked faces that the short-range one
+            # finds, and stopping at the first that finds anything loses them. MediaPipe sees the
+            # photo at 128/192 px anyway: on a large one it runs on the copy shrunk for YuNet (the
+            # same input, without converting a 36 MB photo for it).
+            scale = min(1.0, YUNET_SIDE / max(image.shape[:2])) if self._yunet is not None else 1.0
+            small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else image
+            found = _merge(self._detect(small, 1, 0.0, 0) + self._detect(small, 0, 0.0, 0))
+            faces = self._meshed(image, [_rescaled(f, 1 / scale) for f in found])
             if self._yunet is not None and max(image.shape[:2]) > SINGLE_PASS_SIDE:
-                faces += [f for f in _distinct(self._multiscale(image)) if not any(_same_place(f.box, k.box) for k in faces)]
-            # The mesh (the costly part) runs once per kept face, not on the duplicates merged away.
-            faces = self._meshed(image, faces)
+                faces += self._multiscale(image, small, scale, faces)
             for model, pad, grey in _RETRIES:
                 if faces:
                     break
@@ -117,7 +131,7 @@ class FaceDetector:
         faces = [self._refine(image, f) for f in faces]
         if max(image.shape[:2]) <= SINGLE_PASS_SIDE:
             return faces
-        return [f for f in faces if f.mesh is not None]
+        return [f for f in faces if f.mesh is not None and _mesh_fits(f.mesh, f.box)]
 
     def smallest_face(self, shape: tuple) -> int:
         """The narrowest face (px) findable in a photo of this shape: what to say when none was found."""
@@ -126,18 +140,28 @@ class FaceDetector:
             return int(np.ceil(YUNET_MIN_PX * side / min(side, YUNET_SIDE)))
         return int(np.ceil(0.1 * side))
 
-    def _multiscale(self, image: np.ndarray) -> list[Face]:
-        """YuNet's faces on the photo (shrunk to YUNET_SIDE): confident ones as found, doubtful ones when
-        MediaPipe's short-range model finds the face on a crop around them (then with its box)."""
-        rows = self._yunet.detect(image, min(1.0, YUNET_SIDE / max(image.shape[:2])))
-        faces = []
-        for r in rows:
-            if r[14] >= YUNET_KEEP:
-                faces.append(Face(box=r[:4].copy(), score=float(r[14]), keypoints=r[4:14].reshape(5, 2).copy()))
-            else:
-                found = self._confirm(image, r[:4])
-                if found is not None:
-                    faces.append(found)
+    def _multiscale(self, image: np.ndarray, small: np.ndarray, scale: float, known: list[Face]) -> list[Face]:
+        """YuNet's faces on the photo (`small`: shrunk by `scale` to YUNET_SIDE) where none of `known`
+        is: confident ones, and doubtful ones that MediaPipe's short-range model finds on a crop around
+        them (then with its box), kept where the mesh finds them too; a confident one the mesh misses
+        when YuNet finds it again on a crop where it is RESCORE_FACE_PX wide (masked faces that both
+        MediaPipe models and the mesh miss; YuNet's keypoints, no mesh)."""
+        rows = self._yunet.detect(small)
+        rows[:, :14] /= np.float32(scale)
+        candidates = _distinct([Face(box=r[:4].copy(), score=float(r[14]), keypoints=r[4:14].reshape(5, 2).copy())
+                                for r in rows])
+        faces: list[Face] = []
+        for f in candidates:
+            if any(_same_place(f.box, k.box) for k in known + faces):
+                continue
+            confirmed = f if f.score >= YUNET_KEEP else self._confirm(image, f.box)
+            if confirmed is None:
+                continue
+            meshed = self._refine(image, confirmed)
+            if meshed.mesh is not None and _mesh_fits(meshed.mesh, confirmed.box):
+                faces.append(meshed)
+            elif f.score >= YUNET_KEEP and self._rescore(image, f.box) >= YUNET_RESCORE:
+                faces.append(f)
         return faces
 
     def _confirm(self, image: np.ndarray, box: np.ndarray) -> Face | None:
@@ -156,6 +180,24 @@ class FaceDetector:
             if iou(f.box, box) >= 0.3:
                 return f
         return None
+
+    def _rescore(self, image: np.ndarray, box: np.ndarray) -> float:
+        """YuNet's best score for `box` on a crop of _RESCORE_CROP x its size where the face is
+        RESCORE_FACE_PX wide: a face YuNet only glimpsed on the shrunk photo scores high there, a
+        pattern does not."""
+        x, y, bw, bh = box
+        scale = RESCORE_FACE_PX / max(bw, bh)
+        size = int(round(_RESCORE_CROP * RESCORE_FACE_PX))
+        M = np.array([[scale, 0, size / 2 - scale * (x + bw / 2)], [0, scale, size / 2 - scale * (y + bh / 2)]],
+                     np.float32)
+        crop = cv2.warpAffine(image, M, (size, size), flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=(128, 128, 128))
+        best = 0.0
+        for r in self._yunet.detect(crop):
+            found = np.concatenate([(r[:2] - M[:, 2]) / scale, r[2:4] / scale])
+            if iou(found, box) >= 0.3:
+                best = max(best, float(r[14]))
+        return best
 
     def _detect(self, image: np.ndarray, model: int, pad: float, grey: int) -> list[Face]:
         """One model's faces on the photo (padded by `pad`), with the detector's keypoints; no mesh yet."""
@@ -219,6 +261,20 @@ def _same_place(a: np.ndarray, b: np.ndarray) -> bool:
     ca, cb = a[:2] + a[2:] / 2, b[:2] + b[2:] / 2
     inside = lambda c, r: r[0] <= c[0] <= r[0] + r[2] and r[1] <= c[1] <= r[1] + r[3]  # noqa: E731
     return iou(a, b) >= 0.3 or inside(ca, b) or inside(cb, a)
+
+
+def _rescaled(face: Face, factor: float) -> Face:
+    """A face found on a resized photo, in the photo's pixels (itself when `factor` is 1)."""
+    if factor == 1:
+        return face
+    return replace(face, box=face.box * np.float32(factor), keypoints=face.keypoints * np.float32(factor))
+
+
+def _mesh_fits(mesh: np.ndarray, box: np.ndarray) -> bool:
+    """The mesh is about as wide as the box: not a face the mesh found inside a box many times larger
+    (a 2,000-px MediaPipe box on a 4000x3000 photo whose mesh crop held a 250-px face)."""
+    width = float(mesh[:, 0].max() - mesh[:, 0].min())
+    return _MESH_WIDTH[0] * box[2] <= width <= _MESH_WIDTH[1] * box[2]
 
 
 def _distinct(faces: list[Face]) -> list[Face]:

@@ -44,16 +44,9 @@ class YuNet:
     def __init__(self, path: str | os.PathLike | None = None, min_score: float = 0.3):
         self._net = cv2.FaceDetectorYN.create(str(path or require()), "", (320, 320), min_score, 0.3, 5000)
 
-    def detect(self, image: np.ndarray, scale: float) -> np.ndarray:
-        """Faces of `image` seen at `scale` (<= 1 shrinks it first), in the photo's pixels: [N, 15]."""
+    def detect(self, image: np.ndarray) -> np.ndarray:
+        """Faces of `image` at its own resolution (callers shrink it first): [N, 15]."""
         h, w = image.shape[:2]
-        size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        small = cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR) \
-            if scale != 1 else image
-        self._net.setInputSize(size)
-        _, rows = self._net.detect(cv2.cvtColor(small, cv2.COLOR_RGB2BGR))
-        if rows is None:
-            return np.zeros((0, 15), np.float32)
-        rows = rows.astype(np.float32)
-        rows[:, :14] /= np.float32(scale)
-        return rows
+        self._net.setInputSize((w, h))
+        _, rows = self._net.detect(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        return np.zeros((0, 15), np.float32) if rows is None else rows.astype(np.float32)
