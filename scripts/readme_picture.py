@@ -84,14 +84,15 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         rec = Recognizer(model=Path(args.model).resolve() if args.model else None, gallery=Path(tmp) / "gallery.h5")
-        print(f"model: {rec.model_path} (fingerprint {rec.embedder.fingerprint[:12]}, threshold {rec.threshold:.3f})")
-        # Enrol with bare file names, so the mask templates (seeded by the photo's path) do not
-        # depend on where the cache is.
+        # Enrol with bare file names, so the sources stored do not depend on where the cache is.
         os.chdir(photos)
         for report in rec.enroll_many({name: [photo] for name, photo in ENROL.items()}, new_gallery=True):
             if report.problems or not report.photos:
                 sys.exit(f"enrolment of {report.name} failed: {report.problems}")
             print(f"enrolled {report.name}: {ENROL[report.name]} ({report.templates} templates)")
+        # The threshold comes from the gallery or the card: known once the gallery exists.
+        print(f"model: {rec.model_path} (fingerprint {rec.embedder.fingerprint[:12]}, threshold {rec.threshold:.4f}, "
+              f"masked faces {rec.masked_threshold:.4f})")
         image = load_image(PROBE)
         masked = mask_photo(image, MASK_SEED, MASK_STYLE, rec.detector)
         if masked is None:
@@ -113,7 +114,7 @@ def main() -> None:
     face = result["faces"][0] if result["faces"] else None
     said = "no face" if face is None else f"{face['identity'] or 'unknown'} (score {face['score']:.3f})"
     print(f"wrote {out} ({picture.shape[1]}x{picture.shape[0]}, {colours} colours, {out.stat().st_size:,} bytes): "
-          f"{said}, threshold {result['threshold']:.3f}")
+          f"{said}, threshold {face['threshold'] if face else result['threshold']:.3f}")
 
 
 if __name__ == "__main__":
