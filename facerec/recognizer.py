@@ -139,7 +139,9 @@ class Recognizer:
         """The threshold for faces the mask-presence model calls masked: the model card's
         `threshold_masked` (`facerec-eval calibrate-gallery`: the same strangers wearing synthetic
         masks, the same FAR) when `threshold` is the card's; otherwise `threshold` itself."""
-        threshold, source = self._open_set_threshold()
+        return self._masked_threshold(*self._open_set_threshold())
+
+    def _masked_threshold(self, threshold: float, source: str) -> float:
         masked = self.embedder.card.get("threshold_masked")
         return float(masked) if source == "model" and isinstance(masked, (int, float)) else threshold
 
@@ -341,7 +343,7 @@ class Recognizer:
         g = self.gallery()
         faces, small = self.faces(image)
         threshold, source = self._open_set_threshold()
-        masked_threshold = self.masked_threshold
+        masked_threshold = self._masked_threshold(threshold, source)
         out = {"image": _name(photo), "threshold": threshold, "threshold_masked": masked_threshold,
                "threshold_source": source, "faces": []}
         if small:

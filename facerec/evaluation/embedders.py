@@ -91,10 +91,9 @@ class EmbedderSpec:
 
     def build(self) -> PhotoEmbedder:
         if self.name == "model":
-            from facerec.runtime.base import default_model_path
-            from facerec.runtime import load_embedder
-
             from facerec.faces.masks import MASK_TEMPLATES
+            from facerec.runtime import load_embedder
+            from facerec.runtime.base import default_model_path
 
             return PipelineEmbedder("model", load_embedder(self.model_path or default_model_path()),
                                     mask_templates=MASK_TEMPLATES)

@@ -21,7 +21,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from facerec.evaluation.embedders import EmbedderSpec, PhotoEmbedder, scores as pair_scores, similarity_matrix
-from facerec.images import BadInput, load_image
+from facerec.images import BadInput, decode_image, load_image, read_bytes
 from facerec.evaluation.metrics import (auc, best_threshold, eer, kfold_accuracy, open_set_threshold, roc, tar_at_far,
                              threshold_at_far)
 
@@ -126,13 +126,18 @@ def _embed_chunk(jobs: Sequence[Job]) -> list[Outcome]:
 def embed_jobs_with(embedder: PhotoEmbedder, jobs: Sequence[Job]) -> list[Outcome]:
     """Load (and mask) each job's photo and embed it with `embedder`; failures become reasons."""
     out: list[Outcome | None] = [None] * len(jobs)
-    images, where = [], []
+    images, where, hashes = [], [], {}
     for i, job in enumerate(jobs):
         try:
-            image = load_image(job.path)
+            data = read_bytes(job.path)
+            image = decode_image(data, job.path)
         except BadInput as e:
             out[i] = Outcome(None, e.reason)
             continue
+        if job.templates:  # the content hash seeds its mask templates, as enrolment's
+            from facerec.recognizer import content_hash
+
+            hashes[i] = content_hash(data)
         if job.seed is not None:
             image = mask_photo(image, job.seed, detector=getattr(embedder, "detector", None))
             if image is None:
@@ -145,12 +150,8 @@ def embed_jobs_with(embedder: PhotoEmbedder, jobs: Sequence[Job]) -> list[Outcom
         masked = " (masked)" if jobs[where[k]].seed is not None else ""
         out[where[k]] = Outcome(v) if v is not None else Outcome(None, embedder.no_face + masked)
     enrol = [k for k, i in enumerate(where) if jobs[i].templates]
-    if enrol:
-        from facerec.recognizer import content_hash
-
-        hashes = [content_hash(Path(jobs[where[k]].path).read_bytes()) for k in enrol]
-        for k, t in zip(enrol, templates_of(embedder, [images[k] for k in enrol], hashes)):
-            out[where[k]] = Outcome(t[0], kinds=t[1]) if t is not None else Outcome(None, embedder.no_face)
+    for k, t in zip(enrol, templates_of(embedder, [images[k] for k in enrol], [hashes[where[k]] for k in enrol])):
+        out[where[k]] = Outcome(t[0], kinds=t[1]) if t is not None else Outcome(None, embedder.no_face)
     return out  # type: ignore[return-value]
 
 
