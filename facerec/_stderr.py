@@ -7,11 +7,9 @@ modules that need it.
 """
 
 import contextlib
-import importlib
 import logging
 import os
 import sys
-import types
 import warnings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -40,36 +38,3 @@ def native_stderr_silenced():
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
-
-
-def import_mediapipe():
-    """`import mediapipe`, without the seconds it would spend on what recognition never uses.
-
-    MediaPipe's tasks package tries `tensorflow.tools.docs` (for its API docs only; it carries on without
-    it), so TensorFlow is hidden while it imports; its drawing helpers import matplotlib.pyplot, which
-    stays a stand-in until something uses it (`_Deferred`).
-    """
-    if "mediapipe" in sys.modules:
-        return sys.modules["mediapipe"]
-    if "matplotlib.pyplot" not in sys.modules:
-        sys.modules["matplotlib.pyplot"] = _Deferred("matplotlib.pyplot")
-    hide = "tensorflow" not in sys.modules
-    if hide:
-        sys.modules["tensorflow"] = None  # makes `import tensorflow...` raise ModuleNotFoundError
-    try:
-        import mediapipe
-    finally:
-        if hide:
-            del sys.modules["tensorflow"]
-    return mediapipe
-
-
-class _Deferred(types.ModuleType):
-    """A module that is imported for real on its first attribute use (then it is the real one's namespace)."""
-
-    def __getattr__(self, name: str):
-        if sys.modules.get(self.__name__) is self:
-            del sys.modules[self.__name__]
-        real = importlib.import_module(self.__name__)
-        self.__dict__.update(real.__dict__)
-        return getattr(real, name)

@@ -151,3 +151,24 @@ def test_matching_enrolment_and_video_import_no_tensorflow(tiny_model, celeb_dir
     assert r.returncode == 0, r.stderr[-2000:]
     assert "LOADED []" in r.stdout, r.stdout[-2000:]
     assert '"faces"' in r.stdout
+
+
+def test_light_imports_leave_the_rest_for_first_use():
+    """The match path loads MediaPipe's two face solutions and OpenVINO's runtime only; the rest of
+    each library still loads when something asks for it."""
+    script = textwrap.dedent("""
+        import sys
+        from facerec._lazy import import_mediapipe, import_openvino
+        mp, ov = import_mediapipe(), import_openvino()
+        assert mp.solutions.face_mesh.FaceMesh and mp.solutions.face_detection.FaceDetection and ov.Core
+        heavy = ("matplotlib", "mediapipe.tasks", "mediapipe.python.solutions.hands", "openvino.tools.ovc")
+        print("LOADED", [m for m in heavy if m in sys.modules])
+        sys.modules["tensorflow"] = None  # mediapipe.tasks probes it; not what this test is about
+        import mediapipe, openvino
+        assert mediapipe.solutions.hands.Hands and mediapipe.tasks.vision and mediapipe.__version__
+        assert callable(openvino.convert_model)
+        print("LATER", [m for m in heavy if m not in sys.modules])
+    """)
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "LOADED []" in r.stdout and "LATER []" in r.stdout, r.stdout

@@ -31,7 +31,8 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
-from facerec._stderr import import_mediapipe, native_stderr_silenced
+from facerec._lazy import import_mediapipe
+from facerec._stderr import native_stderr_silenced
 
 # Mesh indices (MediaPipe FaceMesh with refined irises), image-left first for an upright face.
 _IRIS = (468, 473)

@@ -27,9 +27,9 @@ class MaskPresence:
     """mask_score in 0..1 for aligned RGB uint8 crops of any size (ArcFace alignment, as facerec.faces.align makes)."""
 
     def __init__(self, path: str | os.PathLike = MODEL_PATH):
-        import openvino as ov
+        from facerec._lazy import import_openvino
 
-        core = ov.Core()
+        core = import_openvino().Core()
         self._model = core.compile_model(str(path), "CPU", {"INFERENCE_NUM_THREADS": 1})
         card = Path(path).with_suffix(".json")
         self.card = json.loads(card.read_text()) if card.is_file() else {}

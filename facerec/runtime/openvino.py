@@ -40,9 +40,9 @@ def core():
     """One OpenVINO Core per process (it holds the CPU plugin and its thread pool)."""
     global _core
     if _core is None:
-        import openvino as ov
+        from facerec._lazy import import_openvino
 
-        _core = ov.Core()
+        _core = import_openvino().Core()
     return _core
 
 
