@@ -6,7 +6,9 @@ SFace needs its weights (`facerec-data fetch-sface`).
 
 Two figures per embedder: "crops/s" embeds the same 112-px aligned crops (the
 network alone; dlib takes each crop as its face box), "photos/s" runs the whole
-photo pipeline including the embedder's own detector. Photos are the first
+photo pipeline including the embedder's own detector. Also: the mask-presence CNN
+on the same crops (what the masked path adds per face; its scoring needs no other
+embedding). Photos are the first
 photo of the first N LFW people. The machine is shared: compare figures from
 one run, not across runs.
 """
@@ -73,8 +75,12 @@ def main() -> None:
     pipeline = next(e for e in embedders if isinstance(e, PipelineEmbedder))
     crops = [pipeline.crop(im) for im in images]
     crops = np.stack([c for c in crops if c is not None])
+    from facerec.faces.presence import MaskPresence
+
+    presence = MaskPresence()
     results = {"photos": len(images), "crops": len(crops),
-               "detect_align_per_s": rate(lambda: [pipeline.crop(im) for im in images], len(images))}
+               "detect_align_per_s": rate(lambda: [pipeline.crop(im) for im in images], len(images)),
+               "mask_presence_crops_per_s": rate(lambda: presence.scores(crops), len(crops), repeats=3)}
     for (label, _), e in zip(specs, embedders):
         if isinstance(e, DlibEmbedder):
             on_crops = rate(lambda: e.embed_crops(crops), len(crops))
@@ -85,7 +91,8 @@ def main() -> None:
         print(json.dumps(results))
         return
     print(f"{len(images)} LFW photos, {len(crops)} aligned 112-px crops; "
-          f"our detection + alignment: {results['detect_align_per_s']:.1f} photos/s")
+          f"our detection + alignment: {results['detect_align_per_s']:.1f} photos/s; "
+          f"mask presence: {results['mask_presence_crops_per_s']:.1f} crops/s")
     print(f"{'embedder':<28} {'crops/s':>9} {'photos/s':>9}")
     for label, _ in specs:
         r = results[label]
