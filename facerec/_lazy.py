@@ -7,6 +7,7 @@ so other code in the process sees the whole library.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import os
@@ -14,17 +15,26 @@ import sys
 import types
 
 
+@contextlib.contextmanager
+def _without(module: str):
+    """`import module` raises ModuleNotFoundError meanwhile, unless it is already loaded."""
+    if module in sys.modules:
+        yield
+        return
+    sys.modules[module] = None
+    try:
+        yield
+    finally:
+        del sys.modules[module]
+
+
 def import_openvino():
     """`import openvino` without its model-conversion API (`openvino.tools.ovc`, with its telemetry and
     urllib: about half of the import), which loads on first use of `openvino.convert_model`."""
     if "openvino" in sys.modules:
         return sys.modules["openvino"]
-    ovc = "openvino.tools.ovc"
-    sys.modules[ovc] = None  # openvino's __init__ imports it inside try/except ImportError
-    try:
+    with _without("openvino.tools.ovc"):  # openvino's __init__ imports it inside try/except ImportError
         import openvino
-    finally:
-        del sys.modules[ovc]
 
     def deferred(name: str):
         if name != "convert_model":
@@ -49,29 +59,23 @@ def import_mediapipe():
     """
     if "mediapipe" in sys.modules:
         return sys.modules["mediapipe"]
-    import importlib.util
-
     spec = importlib.util.find_spec("mediapipe")
     if spec is None or not spec.submodule_search_locations:
         raise ModuleNotFoundError("No module named 'mediapipe'", name="mediapipe")
     root = spec.submodule_search_locations[0]
-    hide = "tensorflow" not in sys.modules
-    if hide:
-        sys.modules["tensorflow"] = None  # makes `import tensorflow...` raise ModuleNotFoundError
     try:
-        mp = sys.modules["mediapipe"] = _LazyPackage("mediapipe", os.path.join(root, "__init__.py"))
-        importlib.import_module("mediapipe.python")
-        solutions = _LazyPackage("mediapipe.python.solutions", os.path.join(root, "python", "solutions", "__init__.py"))
-        sys.modules[solutions.__name__] = mp.python.solutions = mp.solutions = solutions
-        importlib.import_module("mediapipe.python.solutions.face_detection")
-        importlib.import_module("mediapipe.python.solutions.face_mesh")
+        with _without("tensorflow"):  # the tasks API, if anything loads it, probes it for its docs only
+            mp = sys.modules["mediapipe"] = _LazyPackage("mediapipe", os.path.join(root, "__init__.py"))
+            importlib.import_module("mediapipe.python")
+            solutions = _LazyPackage("mediapipe.python.solutions",
+                                     os.path.join(root, "python", "solutions", "__init__.py"))
+            sys.modules[solutions.__name__] = mp.python.solutions = mp.solutions = solutions
+            importlib.import_module("mediapipe.python.solutions.face_detection")
+            importlib.import_module("mediapipe.python.solutions.face_mesh")
     except BaseException:
         for name in [m for m in sys.modules if m == "mediapipe" or m.startswith("mediapipe.")]:
             del sys.modules[name]
         raise
-    finally:
-        if hide:
-            del sys.modules["tensorflow"]
     return mp
 
 

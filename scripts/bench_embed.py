@@ -8,8 +8,7 @@ Two figures per embedder: "crops/s" embeds the same 112-px aligned crops (the
 network alone; dlib takes each crop as its face box), "photos/s" runs the whole
 photo pipeline including the embedder's own detector. Also: the mask-presence CNN
 on the same crops (what the masked path adds per face; its scoring needs no other
-embedding). Photos are the first
-photo of the first N LFW people. The machine is shared: compare figures from
+embedding). Photos are the first photo of the first N LFW people. The machine is shared: compare figures from
 one run, not across runs.
 """
 
