@@ -30,7 +30,7 @@ class MaskPresence:
         from facerec._lazy import import_openvino
 
         core = import_openvino().Core()
-        self._model = core.compile_model(str(path), "CPU", {"INFERENCE_NUM_THREADS": 1})
+        self._model = core.compile_model(str(path), "CPU", {"INFERENCE_NUM_THREADS": 1, "INFERENCE_PRECISION_HINT": "f32"})  # as trained, on every CPU
         card = Path(path).with_suffix(".json")
         self.card = json.loads(card.read_text()) if card.is_file() else {}
         self.threshold = float(self.card.get("threshold", DEFAULT_THRESHOLD))
