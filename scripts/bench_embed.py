@@ -24,9 +24,14 @@ from pathlib import Path
 import numpy as np
 
 from facerec import _quiet  # noqa: F401  (before TensorFlow / MediaPipe)
-from facerec.training.data import data_root, discover
 from facerec.evaluation.embedders import DlibEmbedder, EmbedderSpec, PipelineEmbedder
+from facerec.faces.masks import MASK_TEMPLATES
+from facerec.faces.presence import MaskPresence
 from facerec.images import load_image
+from facerec.runtime import load_embedder
+from facerec.runtime.base import default_model_path
+from facerec.runtime.openvino import OpenVINOEmbedder
+from facerec.training.data import data_root, discover
 
 
 def photos(n: int) -> list[np.ndarray]:
@@ -54,9 +59,6 @@ def label(e) -> str:
 
 
 def pipeline_of(path: Path, inference: str) -> PipelineEmbedder:
-    from facerec.faces.masks import MASK_TEMPLATES
-    from facerec.runtime.openvino import OpenVINOEmbedder
-
     return PipelineEmbedder("model", OpenVINOEmbedder(path, inference), mask_templates=MASK_TEMPLATES)
 
 
@@ -68,9 +70,6 @@ def main() -> None:
                     help="Another OpenVINO file of the model to time beside it (repeatable).")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-
-    from facerec.runtime.base import default_model_path
-    from facerec.runtime import load_embedder
 
     images = photos(args.photos)
     specs = [("sface", EmbedderSpec("sface").build), ("dlib", EmbedderSpec("dlib").build),
@@ -89,8 +88,6 @@ def main() -> None:
     pipeline = next(e for e in embedders if isinstance(e, PipelineEmbedder))
     crops = [pipeline.crop(im) for im in images]
     crops = np.stack([c for c in crops if c is not None])
-    from facerec.faces.presence import MaskPresence
-
     presence = MaskPresence()
     results = {"photos": len(images), "crops": len(crops),
                "detect_align_per_s": rate(lambda: [pipeline.crop(im) for im in images], len(images)),

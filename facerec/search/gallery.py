@@ -105,6 +105,10 @@ class Gallery:
         if self.photo_sha256 is None:
             self.photo_sha256 = np.full(len(self.identities), "", object)
         self.embeddings = np.ascontiguousarray(self.embeddings, TEMPLATE_DTYPE)
+        self._templates_changed()
+
+    def _templates_changed(self) -> None:
+        """Forget what was derived from the templates (exact index, ANN index, centroids): rebuilt on the next search."""
         self._index = self._ann = self._cent = None
 
     def __len__(self) -> int:
@@ -213,7 +217,7 @@ class Gallery:
         self.source = put(self.source, sources)
         self.photo_sha256 = put(self.photo_sha256, [photo_sha256] * n)
         self.thumbnails = self.thumbnails[:at] + list(thumbnails) + self.thumbnails[at:]
-        self._index = self._ann = self._cent = None
+        self._templates_changed()
 
     def remove(self, identity: str) -> int:
         """Delete every template of `identity`; returns how many there were."""
@@ -223,7 +227,7 @@ class Gallery:
         self.template_kind, self.source = self.template_kind[keep], self.source[keep]
         self.photo_sha256 = self.photo_sha256[keep]
         self.thumbnails = [t for t, k in zip(self.thumbnails, keep) if k]
-        self._index = self._ann = self._cent = None
+        self._templates_changed()
         return removed
 
     def people(self) -> dict[str, dict]:
