@@ -192,3 +192,39 @@ print("MIRRORED_OK", strategy.num_replicas_in_sync)
 def test_two_steps_under_mirrored_strategy():
     r = subprocess.run([sys.executable, "-c", MIRRORED], capture_output=True, text=True, timeout=300)
     assert "MIRRORED_OK 2" in r.stdout, r.stderr[-3000:]
+
+
+def test_photographic_masks_replace_drawn_ones_where_asked(monkeypatch):
+    from facerec.faces import mask_photos
+    from facerec.faces.masks import canonical_mesh
+    from facerec.training.data import Cache
+
+    def marked(face, mesh, folder, rng):  # stands in for the photographic mask: records where it went
+        assert folder == "overlays" and np.isfinite(mesh).all()
+        return np.full_like(face, 7)
+
+    monkeypatch.setattr(mask_photos, "apply_photo_mask", marked)
+    rng = np.random.default_rng(0)
+    crops = rng.integers(0, 255, (3, 48, 48, 3), dtype=np.uint8)
+    mesh = np.stack([canonical_mesh(48), np.full((478, 2), np.nan), canonical_mesh(48)])
+    cache = Cache(faces=crops, keypoints=np.zeros((3, 5, 2), np.float32), mesh=mesh.astype(np.float32),
+                  box=np.zeros((3, 4), np.float32), identity=np.array(["a"] * 3), path=np.array(["x", "y", "z"]),
+                  masked=np.zeros(3, np.int8))
+    idx, masked, none = np.arange(3), np.array([True, True, False]), np.zeros(3, bool)
+
+    def photographic(prob, folder="overlays"):
+        out = augmented_faces(cache, idx, masked, none, np.random.default_rng(1), photo_masks=folder,
+                              photo_mask_prob=prob)
+        assert not np.array_equal(out[1], crops[1]) and np.array_equal(out[2], crops[2])  # drawn; unmasked
+        return [bool((f == 7).all()) for f in out]
+
+    assert photographic(1.0) == [True, False, False]  # only the masked face that has a mesh
+    assert photographic(0.0) == photographic(1.0, None) == [False, False, False]
+
+
+def test_a_bad_photo_masks_folder_stops_training_before_it_starts(fake_cache, tmp_path):
+    cfg = TrainConfig(caches=[str(fake_cache)], out=str(tmp_path / "run"), backbone="tiny", input_size=48,
+                      photo_masks=str(tmp_path))
+    with pytest.raises(SystemExit, match="--photo-masks: .*no masks.cfg"):
+        train(cfg)
+    assert not (tmp_path / "run").exists()

@@ -36,6 +36,9 @@ HELP: dict[str, str] = {
     "triplet_weight": "Weight of the triplet semi-hard loss (lower it to keep a pretrained geometry).",
     "mask_prob": "Probability that a training face wears a synthetic mask.",
     "misalign_prob": "Probability that a masked face is framed as MediaPipe aligns masked photos (a measured alignment error).",
+    "photo_masks": "A mask_overlays/ folder (MaskTheFace's photographic masks, in the data): masked training faces "
+                   "may wear one of those, fitted to the mesh, instead of a drawn mask.",
+    "photo_mask_prob": "With --photo-masks: the fraction of masked faces (those with a mesh) wearing a photographic mask.",
     "tight_prob": "Probability that a face is framed as if its photo were cropped close around it (RMFRD-like).",
     "teacher": "Distil from this teacher's embedding of each unmasked photo: sface, dlib (needs the peer extra), "
                "or several, comma-separated (the first is the cosine target).",
@@ -53,7 +56,7 @@ HELP: dict[str, str] = {
 }
 FLAGS = {"caches": "--cache"}  # options not named after their field
 METAVARS = {"caches": "CACHE[:PEOPLE_FILE]", "out": "DIR", "exclude_pairs": "PAIRS_FILE", "init": "EXPORT_DIR",
-            "real_masks": "CACHE"}
+            "real_masks": "CACHE", "photo_masks": "DIR"}
 CHOICES = {"backbone": BACKBONES, "strategy": ("default", "mirrored", "multiworker")}
 
 

@@ -46,6 +46,8 @@ class TrainConfig:
     triplet_weight: float = 1.0
     mask_prob: float = 0.5
     misalign_prob: float = 0.0  # masked faces warped by a measured MediaPipe alignment error on masked photos
+    photo_masks: str | None = None  # a mask_overlays/ folder: masked faces may wear a photographic mask
+    photo_mask_prob: float = 0.5  # with photo_masks: the fraction of masked faces (with a mesh) that do
     tight_prob: float = 0.4  # faces framed as if the photo had been cropped close to the face
     teacher: str | None = None  # "sface", "dlib", or several: "sface,dlib" (the first is the cosine target)
     teacher_weight: float = 1.0  # λ: cosine distillation toward the first teacher
@@ -137,15 +139,22 @@ def tight_crop(face: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def augmented_faces(cache: Cache, idx: np.ndarray, masked: np.ndarray, tight: np.ndarray,
-                    rng: np.random.Generator, misalign_prob: float = 0.0) -> np.ndarray:
-    """The faces at `idx`, synthetic-masked where `masked` (then, with `misalign_prob`, framed as
-    alignment frames a masked photo), then tightly framed where `tight`."""
+                    rng: np.random.Generator, misalign_prob: float = 0.0, photo_masks: str | None = None,
+                    photo_mask_prob: float = 0.0) -> np.ndarray:
+    """The faces at `idx`, synthetic-masked where `masked` (a photographic mask from the `photo_masks`
+    folder with `photo_mask_prob` where the face has a mesh, else a drawn one; then, with
+    `misalign_prob`, framed as alignment frames a masked photo), then tightly framed where `tight`."""
+    from facerec.faces.mask_photos import apply_photo_mask
     from facerec.faces.masks import apply_mask, misalign
 
     faces = cache.faces[idx].copy()
     for j in np.where(masked)[0]:
         mesh = cache.mesh[idx[j]]
-        faces[j] = apply_mask(faces[j], None if np.isnan(mesh).any() else mesh, seed=rng)
+        has_mesh = not np.isnan(mesh).any()
+        if photo_masks and has_mesh and rng.random() < photo_mask_prob:
+            faces[j] = apply_photo_mask(faces[j], mesh, photo_masks, rng)
+        else:
+            faces[j] = apply_mask(faces[j], mesh if has_mesh else None, seed=rng)
         if misalign_prob and rng.random() < misalign_prob:
             faces[j] = misalign(faces[j], rng)
     for j in np.where(tight)[0]:
@@ -189,7 +198,8 @@ def train_dataset(cache: Cache, labels: np.ndarray, targets: np.ndarray | None, 
 
     def gen():
         for idx, masked in sampler:
-            faces = augmented_faces(cache, idx, masked, rng.random(len(idx)) < cfg.tight_prob, rng, cfg.misalign_prob)
+            faces = augmented_faces(cache, idx, masked, rng.random(len(idx)) < cfg.tight_prob, rng, cfg.misalign_prob,
+                                    cfg.photo_masks, cfg.photo_mask_prob)
             if targets is None:
                 t, w = np.zeros((B, T, dim), np.float32), np.zeros((B, T), np.float32)
             else:
@@ -341,6 +351,13 @@ def train(cfg: TrainConfig, resume: bool = False, progress: int = 1) -> Path:
     backup = out / "backup"
     if backup.exists() and not resume:
         raise SystemExit(f"{out} holds an unfinished run: pass --resume to continue it, or choose another --out")
+    if cfg.photo_masks:
+        from facerec.faces.mask_photos import load_templates
+
+        try:
+            load_templates(cfg.photo_masks)
+        except (OSError, ValueError) as e:
+            raise SystemExit(f"--photo-masks: {e}") from None
     out.mkdir(parents=True, exist_ok=True)
     cache = training_cache(cfg)
     is_val = split_identities(cache.identity, cfg.val_identities, cfg.seed)
