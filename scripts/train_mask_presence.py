@@ -8,7 +8,7 @@ with a photographic one (facerec.faces.mask_photos, from $D/mask_overlays); 40 %
 re-dyed (skin tones, dark cloth, printed patterns), since real masks come in colours neither source draws.
 Masked faces are misaligned as MediaPipe misaligns masked photos half of the time (bare ones a quarter
 of the time, so misalignment alone says nothing); bare faces sometimes get a non-mask occluder (a hand,
-a microphone); any face may get glasses. Every face is then reframed (shift, zoom, tilt), degraded
+a microphone); any face may get glasses. Every face is then reframed (shift, zoom about the eyes, tilt), degraded
 (edge replication as on tight crops, retouching, blur, low resolution, JPEG, exposure, white balance,
 flips). Measured, never trained on: RMFRD's masked/unmasked labels (selection and report halves) and
 LFW (every face is bare).
@@ -104,22 +104,26 @@ def glasses(face: np.ndarray, kp: np.ndarray, rng: np.random.Generator) -> np.nd
     return out
 
 
-def reframe(c: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """The crop shifted, zoomed and tilted, as detection and alignment frame faces differently."""
+def reframe(c: np.ndarray, kp: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The crop shifted, zoomed and tilted about the eyes, as detection and alignment frame faces differently:
+    zoomed in, the lower face (a mask) leaves by the bottom edge, as on RMFRD's masked crops framed on the eyes."""
     S = c.shape[0]
-    M = cv2.getRotationMatrix2D((S / 2, S / 2), rng.uniform(-12, 12), rng.uniform(0.85, 1.2))
+    eyes = kp[:2].mean(0)
+    M = cv2.getRotationMatrix2D((float(eyes[0]), float(eyes[1])), rng.uniform(-12, 12), rng.uniform(0.85, 1.5))
     M[:, 2] += rng.uniform(-0.1, 0.1, 2) * S
     return cv2.warpAffine(c, M, (S, S), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def replicate_edges(c: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Edge pixels smeared inwards, as alignment of a tight crop (RMFRD) fills the crop's border: one side
-    or several, the bottom included (a chin smeared downwards)."""
+    or several, the bottom included (a chin smeared downwards); one side up to half the crop, as on a head
+    turned far to the side."""
     S, c = c.shape[0], c.copy()
-    sides = rng.random(4) < 0.4
-    sides[int(rng.integers(4))] = True
-    for side in np.flatnonzero(sides):
-        k = int(rng.integers(6, S // 3))
+    first = int(rng.integers(4))
+    for side in range(4):
+        if side != first and rng.random() >= 0.4:
+            continue
+        k = int(rng.integers(6, S // 2 if side == first else S // 4))
         if side == 0:
             c[:, :k] = c[:, k:k + 1]
         elif side == 1:
@@ -168,12 +172,12 @@ def synthetic_set(cache, overlays: Path, repeats: int, seed: int) -> tuple[np.nd
                 face = redye(face, bare, rng)
             if not kind and rng.random() < 0.15:
                 face = occlude(face, kp, rng)
-            if rng.random() < 0.1:
+            if rng.random() < 0.2:
                 face = glasses(face, kp, rng)
             if rng.random() < (0.5 if kind else 0.25):
                 face = misalign(face, rng)
             if rng.random() < 0.5:
-                face = reframe(face, rng)
+                face = reframe(face, kp, rng)
             if rng.random() < 0.3:
                 face = replicate_edges(face, rng)
             crops.append(cv2.resize(degrade(face, rng), (INPUT_SIZE, INPUT_SIZE), interpolation=cv2.INTER_AREA))
