@@ -163,7 +163,7 @@ class FaceDetector:
         faces: list[Face] = []
         doubtful = 0
         for f in candidates:  # the most confident first
-            if any(_same_place(f.box, k.box) for k in known + faces):
+            if _same_place(f.box, [k.box for k in known + faces]):
                 continue
             if f.score < YUNET_KEEP:
                 doubtful += 1
@@ -287,11 +287,19 @@ def iou(a, b) -> float:
     return inter / (a[2] * a[3] + b[2] * b[3] - inter + 1e-9)
 
 
-def _same_place(a: np.ndarray, b: np.ndarray) -> bool:
-    """Two boxes (of two detectors' conventions) on one face: they overlap, or one's centre is in the other."""
-    ca, cb = a[:2] + a[2:] / 2, b[:2] + b[2:] / 2
-    inside = lambda c, r: r[0] <= c[0] <= r[0] + r[2] and r[1] <= c[1] <= r[1] + r[3]  # noqa: E731
-    return iou(a, b) >= 0.3 or inside(ca, b) or inside(cb, a)
+def _same_place(a: np.ndarray, boxes: list[np.ndarray]) -> bool:
+    """Box `a` and one of `boxes` (of either detector's convention) on one face: they overlap (IoU >= 0.3),
+    or one's centre is in the other. Vectorised: a textured 12 MP photo gives YuNet hundreds of doubtful boxes."""
+    if not len(boxes):
+        return False
+    a, b = np.asarray(a, np.float64), np.asarray(boxes, np.float64).reshape(-1, 4)
+    lo, hi = np.maximum(a[:2], b[:, :2]), np.minimum(a[:2] + a[2:], b[:, :2] + b[:, 2:])
+    inter = np.prod(np.clip(hi - lo, 0, None), axis=1)
+    overlap = inter / (a[2] * a[3] + b[:, 2] * b[:, 3] - inter + 1e-9) >= 0.3
+    ca, cb = a[:2] + a[2:] / 2, b[:, :2] + b[:, 2:] / 2
+    a_in_b = np.all((b[:, :2] <= ca) & (ca <= b[:, :2] + b[:, 2:]), axis=1)
+    b_in_a = np.all((a[:2] <= cb) & (cb <= a[:2] + a[2:]), axis=1)
+    return bool(np.any(overlap | a_in_b | b_in_a))
 
 
 def _rescaled(face: Face, factor: float) -> Face:
@@ -312,7 +320,7 @@ def _distinct(faces: list[Face]) -> list[Face]:
     """One face per place (`_same_place`: boxes of either detector), the most confident kept."""
     kept: list[Face] = []
     for f in sorted(faces, key=lambda f: f.score, reverse=True):
-        if not any(_same_place(f.box, k.box) for k in kept):
+        if not _same_place(f.box, [k.box for k in kept]):
             kept.append(f)
     return kept
 
