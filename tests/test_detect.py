@@ -216,3 +216,54 @@ def test_a_mesh_far_smaller_than_its_box_is_not_its_face():
     mesh = np.stack([np.linspace(1000, 1250, 478), np.linspace(500, 800, 478)], axis=1)
     assert _mesh_fits(mesh, np.array([990, 480, 260, 300]))
     assert not _mesh_fits(mesh, np.array([300, 0, 1970, 1970]))
+
+
+class _ScriptedYuNet:
+    """YuNet seeing `boxes` (x y w h) scored `score` on the photo, and on each rescoring crop one face at
+    its centre, as wide as the face is made there, scored `rescore`."""
+
+    def __init__(self, boxes, score, rescore):
+        self.boxes, self.score, self.rescore = boxes, score, rescore
+
+    @staticmethod
+    def _row(box, score):
+        x, y, w, h = box
+        eyes_nose_mouth = [x + 0.3 * w, y + 0.4 * h, x + 0.7 * w, y + 0.4 * h, x + 0.5 * w, y + 0.6 * h,
+                           x + 0.35 * w, y + 0.8 * h, x + 0.65 * w, y + 0.8 * h]
+        return [x, y, w, h, *eyes_nose_mouth, score]
+
+    def detect(self, image):
+        from facerec.faces.detect import RESCORE_FACE_PX, _RESCORE_CROP
+
+        side = round(_RESCORE_CROP * RESCORE_FACE_PX)
+        if image.shape[:2] == (side, side):
+            rows = [self._row(((side - RESCORE_FACE_PX) / 2,) * 2 + (RESCORE_FACE_PX,) * 2, self.rescore)]
+        else:
+            rows = [self._row(b, self.score) for b in self.boxes]
+        return np.array(rows, np.float32).reshape(-1, 15)
+
+
+@pytest.mark.parametrize("rescore, kept", [(0.9, True), (0.5, False)])
+def test_a_doubtful_yunet_face_counts_only_when_yunet_confirms_it_on_a_crop(detector, monkeypatch, rescore, kept):
+    """A face YuNet scores low on the shrunk photo (0.2, where patterns score too) is kept when YuNet
+    finds it confidently on a crop where it is RESCORE_FACE_PX wide, and dropped when it does not."""
+    from facerec.faces.detect import iou
+
+    box = (600.0, 400.0, 60.0, 60.0)
+    monkeypatch.setattr(detector, "_yunet", _ScriptedYuNet([box], 0.2, rescore))
+    faces = detector.detect(_canvas((1280, 960), 6))
+    assert len(faces) == int(kept)
+    if kept:
+        assert iou(faces[0].box, box) > 0.9 and faces[0].score == pytest.approx(0.9)
+
+
+def test_at_most_max_doubtful_yunet_faces_are_rescored(detector, monkeypatch):
+    """A textured photo can give YuNet hundreds of doubtful faces: only the MAX_DOUBTFUL most confident
+    are rescored (what bounds the time), nor are faces under YUNET_MIN_PX in YuNet's input."""
+    from facerec.faces.detect import MAX_DOUBTFUL, YUNET_MIN_PX
+
+    boxes = [(40.0 + 60 * i, 100.0, 40.0, 40.0) for i in range(MAX_DOUBTFUL + 4)]
+    boxes.append((600.0, 700.0, YUNET_MIN_PX - 2.0, YUNET_MIN_PX - 2.0))
+    monkeypatch.setattr(detector, "_yunet", _ScriptedYuNet(boxes, 0.2, 0.9))
+    faces = detector.detect(_canvas((1280, 960), 7))
+    assert len(faces) == MAX_DOUBTFUL and all(f.box[1] < 200 for f in faces)

@@ -15,12 +15,12 @@ MediaPipe's detectors see the whole photo shrunk to 128/192 px, so a face under
 ~10 % of the photo's width vanishes. A photo larger than SINGLE_PASS_SIDE is
 therefore also searched by YuNet (`facerec.faces.yunet`) at up to YUNET_SIDE px
 (MediaPipe runs on that shrunk copy too), where MediaPipe's mesh-checked faces
-are not: a YuNet face counts when the mesh finds it and YuNet is confident or
-MediaPipe confirms it on a crop, or, confident, when the mesh misses it but YuNet
-finds it again, confidently, on a crop where it is RESCORE_FACE_PX wide (masked
-faces, which MediaPipe and the mesh miss: then YuNet's keypoints, no mesh). MediaPipe's faces come
-first and keep their boxes, so LFW-size photos (one pass, YuNet not run) detect
-exactly as before. Measured on pasted-face canvases:
+are not: a confident YuNet face counts when the mesh finds it, and any YuNet
+face (doubtful ones too, which patterns also give) when YuNet finds it again,
+confidently, on a crop where it is RESCORE_FACE_PX wide (small and masked faces,
+which MediaPipe and the mesh miss: then YuNet's keypoints where the mesh fails).
+MediaPipe's faces come first and keep their boxes, so LFW-size photos (one pass,
+YuNet not run) detect exactly as before. Measured on pasted-face canvases:
 scripts/bench_detect.py, docs/evaluation.md#detection.
 """
 
@@ -51,19 +51,25 @@ SINGLE_PASS_SIDE = 400
 # input (YUNET_MIN_PX) still found: ~50 px on a 4000x3000 photo.
 YUNET_SIDE = 1600
 YUNET_MIN_PX = 20
-# YuNet faces scoring at least this are kept as they are; from YUNET_CANDIDATE up, MediaPipe must confirm.
+# YuNet faces scoring at least this are kept as they are; from YUNET_DOUBTFUL up ("doubtful", at least
+# YUNET_MIN_PX wide in YuNet's input, the MAX_DOUBTFUL most confident of a photo) they must be confirmed.
 YUNET_KEEP = 0.6
-YUNET_CANDIDATE = 0.3
+YUNET_DOUBTFUL = 0.05
+MAX_DOUBTFUL = 12
+# Doubtful faces from this score up also count where MediaPipe's short-range model finds them on a crop and
+# the mesh fits (lower ones gave false faces that way: 5 in 148 canvases of bench_detect --seed 1).
+YUNET_CONFIRM = 0.3
 # Faces YuNet finds where neither the mesh nor MediaPipe does are kept when YuNet scores them at least
-# YUNET_RESCORE on a crop of _RESCORE_CROP x the face, the face RESCORE_FACE_PX wide there.
+# YUNET_RESCORE on a crop of _RESCORE_CROP x the face, the face RESCORE_FACE_PX wide there (chosen on
+# scripts/bench_detect.py --seed 1; seed 0 is the figure of record).
 YUNET_RESCORE = 0.8
 RESCORE_FACE_PX = 128
 _RESCORE_CROP = 3.0
-# The mesh's width over its box's, within which the mesh is taken to be that face's.
-_MESH_WIDTH = (0.5, 2.0)
-# The crop a YuNet candidate is confirmed on: this many times its box, at most _CONFIRM_INPUT px.
+# The crop a doubtful YuNet face is looked for by MediaPipe on: this many times its box, at most _CONFIRM_INPUT px.
 _CONFIRM_CROP = 2.0
 _CONFIRM_INPUT = 256
+# The mesh's width over its box's, within which the mesh is taken to be that face's.
+_MESH_WIDTH = (0.5, 2.0)
 
 
 @dataclass
@@ -86,7 +92,7 @@ class FaceDetector:
         from facerec.faces.yunet import YuNet
 
         try:
-            self._yunet = YuNet(min_score=YUNET_CANDIDATE) if multiscale else None
+            self._yunet = YuNet(min_score=YUNET_DOUBTFUL) if multiscale else None
         except WeightsUnavailable:
             self._yunet = None
         with native_stderr_silenced():
@@ -143,27 +149,50 @@ class FaceDetector:
 
     def _multiscale(self, image: np.ndarray, small: np.ndarray, scale: float, known: list[Face]) -> list[Face]:
         """YuNet's faces on the photo (`small`: shrunk by `scale` to YUNET_SIDE) where none of `known`
-        is: confident ones, and doubtful ones that MediaPipe's short-range model finds on a crop around
-        them (then with its box), kept where the mesh finds them too; a confident one the mesh misses
-        when YuNet finds it again on a crop where it is RESCORE_FACE_PX wide (masked faces that both
-        MediaPipe models and the mesh miss; YuNet's keypoints, no mesh)."""
+        is. A confident one counts where the mesh finds it, else where YuNet finds it again confidently
+        on a crop where it is RESCORE_FACE_PX wide (`_rescore`: masked faces, which both MediaPipe models
+        and the mesh miss; then YuNet's keypoints). A doubtful one (the MAX_DOUBTFUL most confident) counts
+        where MediaPipe's short-range model finds it on a crop (from YUNET_CONFIRM up; then with its box)
+        and the mesh too, or where `_rescore` confirms it (faces YuNet only glimpsed at YUNET_SIDE;
+        patterns score low there), with the mesh where it fits."""
         rows = self._yunet.detect(small)
+        rows = rows[(rows[:, 14] >= YUNET_KEEP) | (rows[:, 2] >= YUNET_MIN_PX)]
         rows[:, :14] /= np.float32(scale)
         candidates = _distinct([Face(box=r[:4].copy(), score=float(r[14]), keypoints=r[4:14].reshape(5, 2).copy())
                                 for r in rows])
         faces: list[Face] = []
-        for f in candidates:
-            if any(_same_place(f.box, k.box) for k in known + faces):
+        doubtful = 0
+        for f in candidates:  # the most confident first
+            if _same_place(f.box, [k.box for k in known + faces]):
                 continue
-            confirmed = f if f.score >= YUNET_KEEP else self._confirm(image, f.box)
-            if confirmed is None:
-                continue
-            meshed = self._refine(image, confirmed)
-            if meshed.mesh is not None and _mesh_fits(meshed.mesh, confirmed.box):
-                faces.append(meshed)
-            elif f.score >= YUNET_KEEP and self._rescore(image, f.box) >= YUNET_RESCORE:
-                faces.append(f)
+            if f.score < YUNET_KEEP:
+                doubtful += 1
+                if doubtful > MAX_DOUBTFUL:
+                    break
+            face = self._accepted(image, f)
+            if face is not None:
+                faces.append(face)
         return faces
+
+    def _accepted(self, image: np.ndarray, f: Face) -> Face | None:
+        """YuNet's face `f` as `_multiscale` keeps it, or None."""
+        if f.score >= YUNET_KEEP:
+            meshed = self._fitting_mesh(image, f)
+            return meshed if meshed is not None else self._rescore(image, f.box)
+        confirmed = self._confirm(image, f.box) if f.score >= YUNET_CONFIRM else None
+        meshed = None if confirmed is None else self._fitting_mesh(image, confirmed)
+        if meshed is not None:
+            return meshed
+        rescored = self._rescore(image, f.box)
+        if rescored is None:
+            return None
+        meshed = self._fitting_mesh(image, rescored)
+        return meshed if meshed is not None else rescored
+
+    def _fitting_mesh(self, image: np.ndarray, f: Face) -> Face | None:
+        """`f` with the mesh's keypoints where the mesh finds it, about as wide as its box; else None."""
+        meshed = self._refine(image, f)
+        return meshed if meshed.mesh is not None and _mesh_fits(meshed.mesh, f.box) else None
 
     def _confirm(self, image: np.ndarray, box: np.ndarray) -> Face | None:
         """MediaPipe's short-range face on a square crop of _CONFIRM_CROP x `box`, if it overlaps `box`."""
@@ -182,10 +211,10 @@ class FaceDetector:
                 return f
         return None
 
-    def _rescore(self, image: np.ndarray, box: np.ndarray) -> float:
-        """YuNet's best score for `box` on a crop of _RESCORE_CROP x its size where the face is
-        RESCORE_FACE_PX wide: a face YuNet only glimpsed on the shrunk photo scores high there, a
-        pattern does not."""
+    def _rescore(self, image: np.ndarray, box: np.ndarray) -> Face | None:
+        """YuNet's face at `box` on a crop of _RESCORE_CROP x its size where the face is RESCORE_FACE_PX
+        wide, if it scores at least YUNET_RESCORE there: a face YuNet only glimpsed on the shrunk photo
+        scores high there, a pattern does not."""
         x, y, bw, bh = box
         scale = RESCORE_FACE_PX / max(bw, bh)
         size = int(round(_RESCORE_CROP * RESCORE_FACE_PX))
@@ -193,11 +222,12 @@ class FaceDetector:
                      np.float32)
         crop = cv2.warpAffine(image, M, (size, size), flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_CONSTANT, borderValue=(128, 128, 128))
-        best = 0.0
+        best = None
         for r in self._yunet.detect(crop):
-            found = np.concatenate([(r[:2] - M[:, 2]) / scale, r[2:4] / scale])
-            if iou(found, box) >= 0.3:
-                best = max(best, float(r[14]))
+            found = np.concatenate([(r[:2] - M[:, 2]) / scale, r[2:4] / scale]).astype(np.float32)
+            if r[14] >= YUNET_RESCORE and iou(found, box) >= 0.3 and (best is None or r[14] > best.score):
+                keypoints = ((r[4:14].reshape(5, 2) - M[:, 2]) / scale).astype(np.float32)
+                best = Face(box=found, score=float(r[14]), keypoints=keypoints)
         return best
 
     def _detect(self, image: np.ndarray, model: int, pad: float, grey: int) -> list[Face]:
@@ -257,11 +287,19 @@ def iou(a, b) -> float:
     return inter / (a[2] * a[3] + b[2] * b[3] - inter + 1e-9)
 
 
-def _same_place(a: np.ndarray, b: np.ndarray) -> bool:
-    """Two boxes (of two detectors' conventions) on one face: they overlap, or one's centre is in the other."""
-    ca, cb = a[:2] + a[2:] / 2, b[:2] + b[2:] / 2
-    inside = lambda c, r: r[0] <= c[0] <= r[0] + r[2] and r[1] <= c[1] <= r[1] + r[3]  # noqa: E731
-    return iou(a, b) >= 0.3 or inside(ca, b) or inside(cb, a)
+def _same_place(a: np.ndarray, boxes: list[np.ndarray]) -> bool:
+    """Box `a` and one of `boxes` (of either detector's convention) on one face: they overlap (IoU >= 0.3),
+    or one's centre is in the other. Vectorised: a textured 12 MP photo gives YuNet hundreds of doubtful boxes."""
+    if not len(boxes):
+        return False
+    a, b = np.asarray(a, np.float64), np.asarray(boxes, np.float64).reshape(-1, 4)
+    lo, hi = np.maximum(a[:2], b[:, :2]), np.minimum(a[:2] + a[2:], b[:, :2] + b[:, 2:])
+    inter = np.prod(np.clip(hi - lo, 0, None), axis=1)
+    overlap = inter / (a[2] * a[3] + b[:, 2] * b[:, 3] - inter + 1e-9) >= 0.3
+    ca, cb = a[:2] + a[2:] / 2, b[:, :2] + b[:, 2:] / 2
+    a_in_b = np.all((b[:, :2] <= ca) & (ca <= b[:, :2] + b[:, 2:]), axis=1)
+    b_in_a = np.all((a[:2] <= cb) & (cb <= a[:2] + a[2:]), axis=1)
+    return bool(np.any(overlap | a_in_b | b_in_a))
 
 
 def _rescaled(face: Face, factor: float) -> Face:
@@ -282,7 +320,7 @@ def _distinct(faces: list[Face]) -> list[Face]:
     """One face per place (`_same_place`: boxes of either detector), the most confident kept."""
     kept: list[Face] = []
     for f in sorted(faces, key=lambda f: f.score, reverse=True):
-        if not any(_same_place(f.box, k.box) for k in kept):
+        if not _same_place(f.box, [k.box for k in kept]):
             kept.append(f)
     return kept
 
