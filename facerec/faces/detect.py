@@ -280,11 +280,15 @@ class FaceDetector:
 
 def iou(a, b) -> float:
     """Intersection over union of two x y w h boxes."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    x0, y0 = np.maximum(a[:2], b[:2])
-    x1, y1 = np.minimum(a[:2] + a[2:], b[:2] + b[2:])
-    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
-    return inter / (a[2] * a[3] + b[2] * b[3] - inter + 1e-9)
+    return float(_ious(a, b)[0])
+
+
+def _ious(a, boxes) -> np.ndarray:
+    """Intersection over union of x y w h box `a` with each of `boxes` (one box, or [N, 4])."""
+    a, b = np.asarray(a, np.float64), np.asarray(boxes, np.float64).reshape(-1, 4)
+    lo, hi = np.maximum(a[:2], b[:, :2]), np.minimum(a[:2] + a[2:], b[:, :2] + b[:, 2:])
+    inter = np.prod(np.clip(hi - lo, 0, None), axis=1)
+    return inter / (a[2] * a[3] + b[:, 2] * b[:, 3] - inter + 1e-9)
 
 
 def _same_place(a: np.ndarray, boxes: list[np.ndarray]) -> bool:
@@ -293,9 +297,7 @@ def _same_place(a: np.ndarray, boxes: list[np.ndarray]) -> bool:
     if not len(boxes):
         return False
     a, b = np.asarray(a, np.float64), np.asarray(boxes, np.float64).reshape(-1, 4)
-    lo, hi = np.maximum(a[:2], b[:, :2]), np.minimum(a[:2] + a[2:], b[:, :2] + b[:, 2:])
-    inter = np.prod(np.clip(hi - lo, 0, None), axis=1)
-    overlap = inter / (a[2] * a[3] + b[:, 2] * b[:, 3] - inter + 1e-9) >= 0.3
+    overlap = _ious(a, b) >= 0.3
     ca, cb = a[:2] + a[2:] / 2, b[:, :2] + b[:, 2:] / 2
     a_in_b = np.all((b[:, :2] <= ca) & (ca <= b[:, :2] + b[:, 2:]), axis=1)
     b_in_a = np.all((a[:2] <= cb) & (cb <= a[:2] + a[2:]), axis=1)
