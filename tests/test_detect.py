@@ -267,3 +267,46 @@ def test_at_most_max_doubtful_yunet_faces_are_rescored(detector, monkeypatch):
     monkeypatch.setattr(detector, "_yunet", _ScriptedYuNet(boxes, 0.2, 0.9))
     faces = detector.detect(_canvas((1280, 960), 7))
     assert len(faces) == MAX_DOUBTFUL and all(f.box[1] < 200 for f in faces)
+
+
+def test_a_large_doubtful_box_does_not_hide_the_small_face_it_holds():
+    """Patterns give YuNet doubtful boxes several times a face's size; one scoring higher than a small
+    face whose centre it holds hid that face. Boxes of about one width are still one face."""
+    from facerec.faces.detect import Face, _distinct
+
+    def face(box, score):
+        return Face(box=np.array(box, np.float32), score=score, keypoints=np.zeros((5, 2), np.float32))
+
+    small = face((500, 500, 60, 60), 0.06)
+    kept = _distinct([face((300, 300, 500, 500), 0.08), small])
+    assert len(kept) == 2
+    assert len(_distinct([face((495, 490, 70, 70), 0.08), small])) == 1
+
+
+@pytest.mark.parametrize("masked, kept", [(True, 4), (False, 0)])
+def test_a_low_scored_small_face_counts_when_mediapipe_finds_it_and_it_is_masked(detector, data_dir, monkeypatch,
+                                                                                  masked, kept):
+    """YuNet scores masked faces low (0.1 here, below YUNET_CONFIRM) and does not find them again on a crop;
+    such a face, MASKED_CONFIRM_PX wide at most, counts where MediaPipe finds it on a crop, the mesh fits and
+    the mask-presence CNN calls it masked, and not where the CNN calls it bare. The first four RMFRD masked
+    crops (sorted), pasted 100 px wide on a 1280x960 photo."""
+    from facerec.faces.detect import iou
+
+    rows = sorted((r for r in csv.DictReader(open(data_dir / "rmfrd" / "manifest.csv")) if r["masked"] == "1"),
+                  key=lambda r: r["path"])[:4]
+    canvas, boxes = _canvas((1280, 960), 8), []
+    for i, r in enumerate(rows):
+        crop = Image.open(data_dir / "rmfrd" / r["path"]).convert("RGB")
+        crop = np.asarray(crop.resize((100, round(100 * crop.height / crop.width))))
+        x, y = 150 + 280 * i, 300 + 200 * (i % 2)
+        canvas[y:y + crop.shape[0], x:x + 100] = crop
+        boxes.append((float(x), float(y), 100.0, float(crop.shape[0])))
+
+    class Presence:
+        def masked(self, crops):
+            return [(masked, float(masked))] * len(crops)
+
+    monkeypatch.setattr(detector, "_yunet", _ScriptedYuNet(boxes, 0.1, 0.5))
+    monkeypatch.setattr(detector, "_presence", Presence())
+    faces = detector.detect(canvas)
+    assert sum(any(iou(f.box, b) >= 0.3 for f in faces) for b in boxes) == kept and len(faces) == kept

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-from facerec.faces.detect import Face
+if TYPE_CHECKING:  # detection aligns (mask-presence checks); alignment only names detection's Face
+    from facerec.faces.detect import Face
 
 # ArcFace / InsightFace template for 112x112 crops (image-left eye first).
 ARCFACE_TEMPLATE = np.array(

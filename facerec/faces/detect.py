@@ -18,7 +18,9 @@ therefore also searched by YuNet (`facerec.faces.yunet`) at up to YUNET_SIDE px
 are not: a confident YuNet face counts when the mesh finds it, and any YuNet
 face (doubtful ones too, which patterns also give) when YuNet finds it again,
 confidently, on a crop where it is RESCORE_FACE_PX wide (small and masked faces,
-which MediaPipe and the mesh miss: then YuNet's keypoints where the mesh fails).
+which MediaPipe and the mesh miss: then YuNet's keypoints where the mesh fails); a small one scored lower
+still counts where MediaPipe finds it on a crop, the mesh fits and the mask-presence CNN calls it masked
+(masks are what YuNet scores low on).
 MediaPipe's faces come first and keep their boxes, so LFW-size photos (one pass,
 YuNet not run) detect exactly as before. Measured on pasted-face canvases:
 scripts/bench_detect.py, docs/evaluation.md#detection.
@@ -33,6 +35,8 @@ import numpy as np
 
 from facerec._lazy import import_mediapipe
 from facerec._stderr import native_stderr_silenced
+from facerec.faces.align import align_face
+from facerec.faces.presence import MaskPresence
 
 # Mesh indices (MediaPipe FaceMesh with refined irises), image-left first for an upright face.
 _IRIS = (468, 473)
@@ -47,18 +51,29 @@ _RETRIES = ((0, 0.35, 128), (0, 0.35, 0), (0, 0.2, 128), (0, 0.6, 128), (0, 0.1,
 # Photos whose longer side is at most this are searched by MediaPipe alone (it sees faces down to ~40 px
 # there; LFW's 250 px photos pay nothing more); larger ones by YuNet too.
 SINGLE_PASS_SIDE = 400
-# YuNet sees the photo shrunk to this longer side at most: 12 MP in ~0.3 s here, faces of ~20 px in its
-# input (YUNET_MIN_PX) still found: ~50 px on a 4000x3000 photo.
+# YuNet sees the photo shrunk to this longer side at most: 12 MP in ~0.3 s here, faces of ~16 px in its
+# input (YUNET_MIN_PX) still found: ~40 px on a 4000x3000 photo (20 lost a 60-px face's 17-px box there).
 YUNET_SIDE = 1600
-YUNET_MIN_PX = 20
+YUNET_MIN_PX = 16
 # YuNet faces scoring at least this are kept as they are; from YUNET_DOUBTFUL up ("doubtful", at least
 # YUNET_MIN_PX wide in YuNet's input, the MAX_DOUBTFUL most confident of a photo) they must be confirmed.
 YUNET_KEEP = 0.6
 YUNET_DOUBTFUL = 0.05
 MAX_DOUBTFUL = 12
+# Confident faces count from KEEP_MIN_PX wide in YuNet's input (~30 px on a 4000x3000 photo), the MAX_CONFIDENT
+# most confident of a photo: a textured 12 MP photo gave 503 confident 9-11 px "faces" there, each meshed
+# and re-scored (11 s on this AVX2 machine).
+KEEP_MIN_PX = 12
+MAX_CONFIDENT = 64
 # Doubtful faces from this score up also count where MediaPipe's short-range model finds them on a crop and
 # the mesh fits (lower ones gave false faces that way: 5 in 148 canvases of bench_detect --seed 1).
 YUNET_CONFIRM = 0.3
+# Below YUNET_CONFIRM, a doubtful face at most MASKED_CONFIRM_PX wide in YuNet's input (MediaPipe sees larger
+# ones itself) counts when MediaPipe finds it on the crop scoring at least MASKED_CONFIRM_SCORE, the mesh fits
+# and the mask-presence CNN calls it masked: masked faces are what YuNet scores low and MediaPipe finds
+# (bench_detect seeds 1 and 2: +6 faces, +1 false face in 296 canvases).
+MASKED_CONFIRM_PX = 256
+MASKED_CONFIRM_SCORE = 0.6
 # Faces YuNet finds where neither the mesh nor MediaPipe does are kept when YuNet scores them at least
 # YUNET_RESCORE on a crop of _RESCORE_CROP x the face, the face RESCORE_FACE_PX wide there (chosen on
 # scripts/bench_detect.py --seed 1; seed 0 is the figure of record).
@@ -70,6 +85,9 @@ _CONFIRM_CROP = 2.0
 _CONFIRM_INPUT = 256
 # The mesh's width over its box's, within which the mesh is taken to be that face's.
 _MESH_WIDTH = (0.5, 2.0)
+# Two YuNet boxes are one face's only within this ratio of widths: a doubtful box five times a face's size,
+# which patterns give, must not hide the face whose centre it holds.
+_DISTINCT_WIDTH = (0.5, 2.0)
 
 
 @dataclass
@@ -109,6 +127,7 @@ class FaceDetector:
             for d in self._detectors:
                 d.process(np.zeros((64, 64, 3), np.uint8))
         self.min_score = min_score
+        self._presence = None  # the mask-presence CNN, loaded when a masked face needs confirming
 
     def detect(self, image: np.ndarray) -> list[Face]:
         """All faces in an RGB uint8 photo, the main face first (`prominence`)."""
@@ -149,33 +168,39 @@ class FaceDetector:
 
     def _multiscale(self, image: np.ndarray, small: np.ndarray, scale: float, known: list[Face]) -> list[Face]:
         """YuNet's faces on the photo (`small`: shrunk by `scale` to YUNET_SIDE) where none of `known`
-        is. A confident one counts where the mesh finds it, else where YuNet finds it again confidently
-        on a crop where it is RESCORE_FACE_PX wide (`_rescore`: masked faces, which both MediaPipe models
+        is. A confident one (KEEP_MIN_PX up, the MAX_CONFIDENT most confident) counts where the mesh finds
+        it, else where YuNet finds it again confidently on a crop where it is RESCORE_FACE_PX wide (`_rescore`: masked faces, which both MediaPipe models
         and the mesh miss; then YuNet's keypoints). A doubtful one (the MAX_DOUBTFUL most confident) counts
         where MediaPipe's short-range model finds it on a crop (from YUNET_CONFIRM up; then with its box)
         and the mesh too, or where `_rescore` confirms it (faces YuNet only glimpsed at YUNET_SIDE;
-        patterns score low there), with the mesh where it fits."""
+        patterns score low there), with the mesh where it fits, or, below YUNET_CONFIRM, by
+        `_masked_confirmed`."""
         rows = self._yunet.detect(small)
-        rows = rows[(rows[:, 14] >= YUNET_KEEP) | (rows[:, 2] >= YUNET_MIN_PX)]
+        rows = rows[rows[:, 2] >= np.where(rows[:, 14] >= YUNET_KEEP, KEEP_MIN_PX, YUNET_MIN_PX)]
         rows[:, :14] /= np.float32(scale)
         candidates = _distinct([Face(box=r[:4].copy(), score=float(r[14]), keypoints=r[4:14].reshape(5, 2).copy())
                                 for r in rows])
         faces: list[Face] = []
-        doubtful = 0
+        confident = doubtful = 0
         for f in candidates:  # the most confident first
             if _same_place(f.box, [k.box for k in known + faces]):
                 continue
-            if f.score < YUNET_KEEP:
+            if f.score >= YUNET_KEEP:
+                confident += 1
+                if confident > MAX_CONFIDENT:
+                    continue
+            else:
                 doubtful += 1
                 if doubtful > MAX_DOUBTFUL:
                     break
-            face = self._accepted(image, f)
+            face = self._accepted(image, f, f.box[2] * scale <= MASKED_CONFIRM_PX)
             if face is not None:
                 faces.append(face)
         return faces
 
-    def _accepted(self, image: np.ndarray, f: Face) -> Face | None:
-        """YuNet's face `f` as `_multiscale` keeps it, or None."""
+    def _accepted(self, image: np.ndarray, f: Face, small: bool) -> Face | None:
+        """YuNet's face `f` as `_multiscale` keeps it, or None; `small`: at most MASKED_CONFIRM_PX wide in
+        YuNet's input."""
         if f.score >= YUNET_KEEP:
             meshed = self._fitting_mesh(image, f)
             return meshed if meshed is not None else self._rescore(image, f.box)
@@ -184,10 +209,24 @@ class FaceDetector:
         if meshed is not None:
             return meshed
         rescored = self._rescore(image, f.box)
-        if rescored is None:
+        if rescored is not None:
+            meshed = self._fitting_mesh(image, rescored)
+            return meshed if meshed is not None else rescored
+        return self._masked_confirmed(image, f.box) if small and f.score < YUNET_CONFIRM else None
+
+    def _masked_confirmed(self, image: np.ndarray, box: np.ndarray) -> Face | None:
+        """The face at `box` where MediaPipe finds it on a crop (MASKED_CONFIRM_SCORE up), the mesh fits and
+        the mask-presence CNN calls it masked; else None."""
+        confirmed = self._confirm(image, box)
+        if confirmed is None or confirmed.score < MASKED_CONFIRM_SCORE:
             return None
-        meshed = self._fitting_mesh(image, rescored)
-        return meshed if meshed is not None else rescored
+        meshed = self._fitting_mesh(image, confirmed)
+        if meshed is None:
+            return None
+        if self._presence is None:
+            self._presence = MaskPresence()
+        ((masked, _),) = self._presence.masked([align_face(image, meshed.keypoints)[0]])
+        return meshed if masked else None
 
     def _fitting_mesh(self, image: np.ndarray, f: Face) -> Face | None:
         """`f` with the mesh's keypoints where the mesh finds it, about as wide as its box; else None."""
@@ -319,10 +358,11 @@ def _mesh_fits(mesh: np.ndarray, box: np.ndarray) -> bool:
 
 
 def _distinct(faces: list[Face]) -> list[Face]:
-    """One face per place (`_same_place`: boxes of either detector), the most confident kept."""
+    """One face per place (`_same_place` among boxes of about its width), the most confident kept."""
     kept: list[Face] = []
     for f in sorted(faces, key=lambda f: f.score, reverse=True):
-        if not _same_place(f.box, [k.box for k in kept]):
+        lo, hi = _DISTINCT_WIDTH[0] * f.box[2], _DISTINCT_WIDTH[1] * f.box[2]
+        if not _same_place(f.box, [k.box for k in kept if lo <= k.box[2] <= hi]):
             kept.append(f)
     return kept
 
