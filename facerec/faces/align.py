@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-if TYPE_CHECKING:  # detection aligns (mask-presence checks); alignment only names detection's Face
-    from facerec.faces.detect import Face
+from facerec.faces.face import Face
 
 # ArcFace / InsightFace template for 112x112 crops (image-left eye first).
 ARCFACE_TEMPLATE = np.array(

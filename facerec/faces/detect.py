@@ -28,7 +28,7 @@ scripts/bench_detect.py, docs/evaluation.md#detection.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -36,6 +36,7 @@ import numpy as np
 from facerec._lazy import import_mediapipe
 from facerec._stderr import native_stderr_silenced
 from facerec.faces.align import align_face
+from facerec.faces.face import Face
 from facerec.faces.presence import MaskPresence
 
 # Mesh indices (MediaPipe FaceMesh with refined irises), image-left first for an upright face.
@@ -88,16 +89,6 @@ _MESH_WIDTH = (0.5, 2.0)
 # Two YuNet boxes are one face's only within this ratio of widths: a doubtful box five times a face's size,
 # which patterns give, must not hide the face whose centre it holds.
 _DISTINCT_WIDTH = (0.5, 2.0)
-
-
-@dataclass
-class Face:
-    """One detected face, all coordinates in the photo's pixels."""
-
-    box: np.ndarray  # (4,) x, y, w, h
-    score: float
-    keypoints: np.ndarray  # (5, 2): left eye, right eye, nose tip, left mouth, right mouth (image left/right)
-    mesh: np.ndarray | None = None  # (478, 2) or None when the mesh failed
 
 
 class FaceDetector:
