@@ -20,7 +20,9 @@ face (doubtful ones too, which patterns also give) when YuNet finds it again,
 confidently, on a crop where it is RESCORE_FACE_PX wide (small and masked faces,
 which MediaPipe and the mesh miss: then YuNet's keypoints where the mesh fails); a small one scored lower
 still counts where MediaPipe finds it on a crop, the mesh fits and the mask-presence CNN calls it masked
-(masks are what YuNet scores low on).
+(masks are what YuNet scores low on). Faces YuNet barely sees there (seeds, scored under YUNET_DOUBTFUL: tight
+masked crops of 60-100 px on a 12 MP photo) are looked at again, all in one YuNet run on a mosaic of tiles where
+each is 2.5 times larger, and count where MediaPipe and the mesh confirm them on a crop.
 MediaPipe's faces come first and keep their boxes, so LFW-size photos (one pass,
 YuNet not run) detect exactly as before. Measured on pasted-face canvases:
 scripts/bench_detect.py, docs/evaluation.md#detection.
@@ -75,17 +77,36 @@ YUNET_CONFIRM = 0.3
 # (bench_detect seeds 1 and 2: +6 faces, +1 false face in 296 canvases).
 MASKED_CONFIRM_PX = 256
 MASKED_CONFIRM_SCORE = 0.6
+# Below YUNET_DOUBTFUL, down to YUNET_SEED, a box YUNET_MIN_PX to SEED_MAX_PX wide in YuNet's input is a seed:
+# tight masked crops of 60-100 px on a 12 MP photo score 0.01-0.04 there, and 0.5-0.9 seen 2.5 times larger. The
+# MAX_SEEDS most confident seeds are looked at again on SEED_TILE-px tiles of SEED_CROP x their box, cut from the
+# photo itself, in one YuNet run on a mosaic of the tiles; a seed YuNet scores SEED_RESCORE up there counts where
+# MediaPipe finds it on a crop (MASKED_CONFIRM_SCORE up) and the mesh fits (chosen on bench_detect seeds 1 and 2:
+# +6 faces in 296 canvases, no false face more; SEED_RESCORE 0.6 +4; seeds from 0.002, 96 px or 96 a photo: no more).
+YUNET_SEED = 0.005
+SEED_MAX_PX = 48
+MAX_SEEDS = 48
+SEED_TILE = 160
+SEED_CROP = 2.5
+SEED_RESCORE = 0.3
+_MOSAIC_COLUMNS = 8
 # Faces YuNet finds where neither the mesh nor MediaPipe does are kept when YuNet scores them at least
 # YUNET_RESCORE on a crop of _RESCORE_CROP x the face, the face RESCORE_FACE_PX wide there (chosen on
 # scripts/bench_detect.py --seed 1; seed 0 is the figure of record).
 YUNET_RESCORE = 0.8
+# A confident face the mesh misses that scores YUNET_RESCORE_MASKED up there counts too where the mask-presence CNN
+# calls it masked: masks lower YuNet's scores (bench_detect seed 2: two masked faces at 0.79-0.80; patterns that
+# score so high are called bare).
+YUNET_RESCORE_MASKED = 0.7
 RESCORE_FACE_PX = 128
 _RESCORE_CROP = 3.0
 # The crop a doubtful YuNet face is looked for by MediaPipe on: this many times its box, at most _CONFIRM_INPUT px.
 _CONFIRM_CROP = 2.0
 _CONFIRM_INPUT = 256
-# The mesh's width over its box's, within which the mesh is taken to be that face's.
+# The mesh's width over its box's, within which the mesh is taken to be that face's; below _SNUG_MESH a box is
+# looked for again around the mesh (bench_detect seeds 1 and 2: 0.73-1.19 for 98 % of boxes on a face).
 _MESH_WIDTH = (0.5, 2.0)
+_SNUG_MESH = 0.6
 # Two YuNet boxes are one face's only within this ratio of widths: a doubtful box five times a face's size,
 # which patterns give, must not hide the face whose centre it holds.
 _DISTINCT_WIDTH = (0.5, 2.0)
@@ -101,7 +122,7 @@ class FaceDetector:
         from facerec.faces.yunet import YuNet
 
         try:
-            self._yunet = YuNet(min_score=YUNET_DOUBTFUL) if multiscale else None
+            self._yunet = YuNet(min_score=YUNET_SEED) if multiscale else None
         except WeightsUnavailable:
             self._yunet = None
         with native_stderr_silenced():
@@ -134,10 +155,10 @@ class FaceDetector:
             faces = self._meshed(image, [_rescaled(f, 1 / scale) for f in found])
             if self._yunet is not None and max(image.shape[:2]) > SINGLE_PASS_SIDE:
                 faces += self._multiscale(image, small, scale, faces)
-            for model, pad, grey in _RETRIES:
+            for model, pad, grey in _RETRIES:  # on the shrunk copy too: padding a 12 MP photo took ~0.4 s
                 if faces:
                     break
-                faces = self._meshed(image, self._detect(image, model, pad, grey))
+                faces = self._meshed(image, [_rescaled(f, 1 / scale) for f in self._detect(small, model, pad, grey)])
         return sorted(faces, key=lambda f: prominence(f.box, image.shape), reverse=True)
 
     def _meshed(self, image: np.ndarray, faces: list[Face]) -> list[Face]:
@@ -148,7 +169,17 @@ class FaceDetector:
         faces = [self._refine(image, f) for f in faces]
         if max(image.shape[:2]) <= SINGLE_PASS_SIDE:
             return faces
-        return [f for f in faces if f.mesh is not None and _mesh_fits(f.mesh, f.box)]
+        return [self._snug(image, f) for f in faces if f.mesh is not None and _mesh_fits(f.mesh, f.box)]
+
+    def _snug(self, image: np.ndarray, face: Face) -> Face:
+        """`face`, or where its mesh is narrower than _SNUG_MESH x its box (MediaPipe on the shrunk photo gave a
+        100-px face a 183-px box), the face MediaPipe finds on a crop around the mesh, if the mesh fits it."""
+        lo, hi = face.mesh.min(axis=0), face.mesh.max(axis=0)
+        if hi[0] - lo[0] >= _SNUG_MESH * face.box[2]:
+            return face
+        confirmed = self._confirm(image, np.concatenate([lo, hi - lo]).astype(np.float32))
+        snug = None if confirmed is None else self._fitting_mesh(image, confirmed)
+        return face if snug is None else snug
 
     def smallest_face(self, shape: tuple) -> int:
         """The narrowest face (px) findable in a photo of this shape: what to say when none was found."""
@@ -165,12 +196,13 @@ class FaceDetector:
         where MediaPipe's short-range model finds it on a crop (from YUNET_CONFIRM up; then with its box)
         and the mesh too, or where `_rescore` confirms it (faces YuNet only glimpsed at YUNET_SIDE;
         patterns score low there), with the mesh where it fits, or, below YUNET_CONFIRM, by
-        `_masked_confirmed`."""
+        `_masked_confirmed`. Seeds (under YUNET_DOUBTFUL) are left to `_seeded`."""
         rows = self._yunet.detect(small)
-        rows = rows[rows[:, 2] >= np.where(rows[:, 14] >= YUNET_KEEP, KEEP_MIN_PX, YUNET_MIN_PX)]
+        width, score = rows[:, 2].copy(), rows[:, 14]
+        kept = (score >= YUNET_DOUBTFUL) & (width >= np.where(score >= YUNET_KEEP, KEEP_MIN_PX, YUNET_MIN_PX))
+        seeds = (score < YUNET_DOUBTFUL) & (width >= YUNET_MIN_PX) & (width <= SEED_MAX_PX)
         rows[:, :14] /= np.float32(scale)
-        candidates = _distinct([Face(box=r[:4].copy(), score=float(r[14]), keypoints=r[4:14].reshape(5, 2).copy())
-                                for r in rows])
+        candidates = _distinct(_yunet_faces(rows[kept]))
         faces: list[Face] = []
         confident = doubtful = 0
         for f in candidates:  # the most confident first
@@ -187,14 +219,70 @@ class FaceDetector:
             face = self._accepted(image, f, f.box[2] * scale <= MASKED_CONFIRM_PX)
             if face is not None:
                 faces.append(face)
-        return faces
+        # The most confident seeds first (a textured 12 MP photo gives over 1,000): _distinct keeps its prefix.
+        seeds = np.flatnonzero(seeds)[np.argsort(-score[seeds], kind="stable")][:4 * MAX_SEEDS]
+        return faces + self._seeded(image, _distinct(_yunet_faces(rows[seeds])), known + faces)
+
+    def _seeded(self, image: np.ndarray, seeds: list[Face], known: list[Face]) -> list[Face]:
+        """The faces at YuNet's seeds (the MAX_SEEDS most confident not where `known` are) that YuNet finds again
+        on a mosaic of tiles where they are larger (`_mosaic_rescore`) and MediaPipe finds on a crop, with a mesh
+        that fits: then with MediaPipe's box and the mesh's keypoints."""
+        seeds = [f for f in seeds if not _same_place(f.box, [k.box for k in known])][:MAX_SEEDS]
+        found: list[Face] = []
+        for f in self._mosaic_rescore(image, seeds):
+            if _same_place(f.box, [k.box for k in known + found]):
+                continue
+            confirmed = self._confirm(image, f.box)
+            if confirmed is None or confirmed.score < MASKED_CONFIRM_SCORE:
+                continue
+            meshed = self._fitting_mesh(image, confirmed)
+            if meshed is not None and not _same_place(meshed.box, [k.box for k in known + found]):
+                found.append(meshed)
+        return found
+
+    def _mosaic_rescore(self, image: np.ndarray, seeds: list[Face]) -> list[Face]:
+        """Per seed, YuNet's most confident face (SEED_RESCORE up) on its tile, in photo pixels, where it overlaps
+        the seed: one YuNet run on a mosaic of SEED_TILE-px tiles of SEED_CROP x each seed's box, _MOSAIC_COLUMNS a row."""
+        if not seeds:
+            return []
+        rows = -(-len(seeds) // _MOSAIC_COLUMNS)
+        mosaic = np.full((rows * SEED_TILE, _MOSAIC_COLUMNS * SEED_TILE, 3), 128, np.uint8)
+        maps = []
+        for i, f in enumerate(seeds):
+            x, y, bw, bh = f.box
+            scale = SEED_TILE / (SEED_CROP * max(bw, bh))
+            r, c = divmod(i, _MOSAIC_COLUMNS)
+            # photo -> mosaic: the seed's centre at its tile's centre
+            shift = np.array([(c + 0.5) * SEED_TILE - scale * (x + bw / 2), (r + 0.5) * SEED_TILE - scale * (y + bh / 2)])
+            M = np.array([[scale, 0, shift[0] - c * SEED_TILE], [0, scale, shift[1] - r * SEED_TILE]], np.float32)
+            mosaic[r * SEED_TILE:(r + 1) * SEED_TILE, c * SEED_TILE:(c + 1) * SEED_TILE] = cv2.warpAffine(
+                image, M, (SEED_TILE, SEED_TILE), flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
+                borderMode=cv2.BORDER_CONSTANT, borderValue=(128, 128, 128))
+            maps.append((scale, shift))
+        best: dict[int, Face] = {}
+        for row in self._yunet.detect(mosaic):
+            cx, cy = row[0] + row[2] / 2, row[1] + row[3] / 2
+            i = int(cy // SEED_TILE) * _MOSAIC_COLUMNS + int(cx // SEED_TILE)
+            if row[14] < SEED_RESCORE or i >= len(seeds) or (i in best and best[i].score >= row[14]):
+                continue
+            scale, shift = maps[i]
+            box = np.concatenate([(row[:2] - shift) / scale, row[2:4] / scale]).astype(np.float32)
+            if iou(box, seeds[i].box) >= 0.2 or _same_place(box, [seeds[i].box]):
+                best[i] = Face(box=box, score=float(row[14]),
+                               keypoints=((row[4:14].reshape(5, 2) - shift) / scale).astype(np.float32))
+        return list(best.values())
 
     def _accepted(self, image: np.ndarray, f: Face, small: bool) -> Face | None:
         """YuNet's face `f` as `_multiscale` keeps it, or None; `small`: at most MASKED_CONFIRM_PX wide in
         YuNet's input."""
         if f.score >= YUNET_KEEP:
             meshed = self._fitting_mesh(image, f)
-            return meshed if meshed is not None else self._rescore(image, f.box)
+            if meshed is not None:
+                return meshed
+            rescored = self._rescore(image, f.box, YUNET_RESCORE_MASKED)
+            if rescored is None or rescored.score >= YUNET_RESCORE:
+                return rescored
+            return rescored if self._masked(image, rescored) else None
         confirmed = self._confirm(image, f.box) if f.score >= YUNET_CONFIRM else None
         meshed = None if confirmed is None else self._fitting_mesh(image, confirmed)
         if meshed is not None:
@@ -212,12 +300,14 @@ class FaceDetector:
         if confirmed is None or confirmed.score < MASKED_CONFIRM_SCORE:
             return None
         meshed = self._fitting_mesh(image, confirmed)
-        if meshed is None:
-            return None
+        return meshed if meshed is not None and self._masked(image, meshed) else None
+
+    def _masked(self, image: np.ndarray, face: Face) -> bool:
+        """The mask-presence CNN calls the face masked (loaded the first time a face needs it)."""
         if self._presence is None:
             self._presence = MaskPresence()
-        ((masked, _),) = self._presence.masked([align_face(image, meshed.keypoints)[0]])
-        return meshed if masked else None
+        ((masked, _),) = self._presence.masked([align_face(image, face.keypoints)[0]])
+        return masked
 
     def _fitting_mesh(self, image: np.ndarray, f: Face) -> Face | None:
         """`f` with the mesh's keypoints where the mesh finds it, about as wide as its box; else None."""
@@ -241,9 +331,9 @@ class FaceDetector:
                 return f
         return None
 
-    def _rescore(self, image: np.ndarray, box: np.ndarray) -> Face | None:
+    def _rescore(self, image: np.ndarray, box: np.ndarray, min_score: float = YUNET_RESCORE) -> Face | None:
         """YuNet's face at `box` on a crop of _RESCORE_CROP x its size where the face is RESCORE_FACE_PX
-        wide, if it scores at least YUNET_RESCORE there: a face YuNet only glimpsed on the shrunk photo
+        wide, if it scores at least `min_score` there: a face YuNet only glimpsed on the shrunk photo
         scores high there, a pattern does not."""
         x, y, bw, bh = box
         scale = RESCORE_FACE_PX / max(bw, bh)
@@ -255,7 +345,7 @@ class FaceDetector:
         best = None
         for r in self._yunet.detect(crop):
             found = np.concatenate([(r[:2] - M[:, 2]) / scale, r[2:4] / scale]).astype(np.float32)
-            if r[14] >= YUNET_RESCORE and iou(found, box) >= 0.3 and (best is None or r[14] > best.score):
+            if r[14] >= min_score and iou(found, box) >= 0.3 and (best is None or r[14] > best.score):
                 keypoints = ((r[4:14].reshape(5, 2) - M[:, 2]) / scale).astype(np.float32)
                 best = Face(box=found, score=float(r[14]), keypoints=keypoints)
         return best
@@ -332,6 +422,11 @@ def _same_place(a: np.ndarray, boxes: list[np.ndarray]) -> bool:
     a_in_b = np.all((b[:, :2] <= ca) & (ca <= b[:, :2] + b[:, 2:]), axis=1)
     b_in_a = np.all((a[:2] <= cb) & (cb <= a[:2] + a[2:]), axis=1)
     return bool(np.any(overlap | a_in_b | b_in_a))
+
+
+def _yunet_faces(rows: np.ndarray) -> list[Face]:
+    """YuNet's rows (x y w h, five keypoints, score) as faces."""
+    return [Face(box=r[:4].copy(), score=float(r[14]), keypoints=r[4:14].reshape(5, 2).copy()) for r in rows]
 
 
 def _rescaled(face: Face, factor: float) -> Face:
