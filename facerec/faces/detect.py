@@ -79,8 +79,9 @@ MASKED_CONFIRM_PX = 256
 MASKED_CONFIRM_SCORE = 0.6
 # Below YUNET_DOUBTFUL, down to YUNET_SEED, a box YUNET_MIN_PX to SEED_MAX_PX wide in YuNet's input is a seed:
 # tight masked crops of 60-100 px on a 12 MP photo score 0.01-0.04 there, and 0.5-0.9 seen 2.5 times larger. The
-# MAX_SEEDS most confident seeds are looked at again on SEED_TILE-px tiles of SEED_CROP x their box, cut from the
-# photo itself, in one YuNet run on a mosaic of the tiles; a seed YuNet scores SEED_RESCORE up there counts where
+# MAX_SEEDS most confident seeds (fewer on a photo under 1280x960) are looked at again on SEED_TILE-px tiles of
+# SEED_CROP x their box, cut from the photo itself, in one YuNet run on a mosaic of the tiles (640x480 photos:
+# 0.05 -> 0.08 s); a seed YuNet scores SEED_RESCORE up there counts where
 # MediaPipe finds it on a crop (MASKED_CONFIRM_SCORE up) and the mesh fits (chosen on bench_detect seeds 1 and 2:
 # +6 faces in 296 canvases, no false face more; SEED_RESCORE 0.6 +4; seeds from 0.002, 96 px or 96 a photo: no more).
 YUNET_SEED = 0.005
@@ -221,13 +222,15 @@ class FaceDetector:
                 faces.append(face)
         # The most confident seeds first (a textured 12 MP photo gives over 1,000): _distinct keeps its prefix.
         seeds = np.flatnonzero(seeds)[np.argsort(-score[seeds], kind="stable")][:4 * MAX_SEEDS]
-        return faces + self._seeded(image, _distinct(_yunet_faces(rows[seeds])), known + faces)
+        # The mosaic at most as large as YuNet's view of the photo: it at most doubles YuNet's time.
+        limit = min(MAX_SEEDS, small.shape[0] * small.shape[1] // SEED_TILE**2)
+        return faces + self._seeded(image, _distinct(_yunet_faces(rows[seeds])), known + faces, limit)
 
-    def _seeded(self, image: np.ndarray, seeds: list[Face], known: list[Face]) -> list[Face]:
-        """The faces at YuNet's seeds (the MAX_SEEDS most confident not where `known` are) that YuNet finds again
+    def _seeded(self, image: np.ndarray, seeds: list[Face], known: list[Face], limit: int) -> list[Face]:
+        """The faces at YuNet's seeds (the `limit` most confident not where `known` are) that YuNet finds again
         on a mosaic of tiles where they are larger (`_mosaic_rescore`) and MediaPipe finds on a crop, with a mesh
         that fits: then with MediaPipe's box and the mesh's keypoints."""
-        seeds = [f for f in seeds if not _same_place(f.box, [k.box for k in known])][:MAX_SEEDS]
+        seeds = [f for f in seeds if not _same_place(f.box, [k.box for k in known])][:limit]
         found: list[Face] = []
         for f in self._mosaic_rescore(image, seeds):
             if _same_place(f.box, [k.box for k in known + found]):
