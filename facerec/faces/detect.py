@@ -190,14 +190,15 @@ class FaceDetector:
         return int(np.ceil(0.1 * side))
 
     def _multiscale(self, image: np.ndarray, small: np.ndarray, scale: float, known: list[Face]) -> list[Face]:
-        """YuNet's faces on the photo (`small`: shrunk by `scale` to YUNET_SIDE) where none of `known`
-        is. A confident one (KEEP_MIN_PX up, the MAX_CONFIDENT most confident) counts where the mesh finds
-        it, else where YuNet finds it again confidently on a crop where it is RESCORE_FACE_PX wide (`_rescore`: masked faces, which both MediaPipe models
-        and the mesh miss; then YuNet's keypoints). A doubtful one (the MAX_DOUBTFUL most confident) counts
-        where MediaPipe's short-range model finds it on a crop (from YUNET_CONFIRM up; then with its box)
-        and the mesh too, or where `_rescore` confirms it (faces YuNet only glimpsed at YUNET_SIDE;
-        patterns score low there), with the mesh where it fits, or, below YUNET_CONFIRM, by
-        `_masked_confirmed`. Seeds (under YUNET_DOUBTFUL) are left to `_seeded`."""
+        """YuNet's faces on the photo (`small`: shrunk by `scale` to YUNET_SIDE) where none of `known` is.
+        A confident one (KEEP_MIN_PX up, the MAX_CONFIDENT most confident) counts where the mesh finds it, else
+        where YuNet finds it again confidently on a crop where it is RESCORE_FACE_PX wide (`_rescore`: masked
+        faces, which both MediaPipe models and the mesh miss; then YuNet's keypoints; a little less confidently
+        where the mask-presence CNN calls it masked). A doubtful one (the MAX_DOUBTFUL most confident) counts
+        where MediaPipe's short-range model finds it on a crop (from YUNET_CONFIRM up; then with its box) and
+        the mesh too, or where `_rescore` confirms it (faces YuNet only glimpsed at YUNET_SIDE; patterns score
+        low there), with the mesh where it fits, or, below YUNET_CONFIRM, by `_masked_confirmed`. Seeds (under
+        YUNET_DOUBTFUL) are left to `_seeded`."""
         rows = self._yunet.detect(small)
         width, score = rows[:, 2].copy(), rows[:, 14]
         kept = (score >= YUNET_DOUBTFUL) & (width >= np.where(score >= YUNET_KEEP, KEEP_MIN_PX, YUNET_MIN_PX))
@@ -245,7 +246,8 @@ class FaceDetector:
 
     def _mosaic_rescore(self, image: np.ndarray, seeds: list[Face]) -> list[Face]:
         """Per seed, YuNet's most confident face (SEED_RESCORE up) on its tile, in photo pixels, where it overlaps
-        the seed: one YuNet run on a mosaic of SEED_TILE-px tiles of SEED_CROP x each seed's box, _MOSAIC_COLUMNS a row."""
+        the seed: one YuNet run on a mosaic of SEED_TILE-px tiles of SEED_CROP x each seed's box, _MOSAIC_COLUMNS
+        a row."""
         if not seeds:
             return []
         rows = -(-len(seeds) // _MOSAIC_COLUMNS)
@@ -256,7 +258,8 @@ class FaceDetector:
             scale = SEED_TILE / (SEED_CROP * max(bw, bh))
             r, c = divmod(i, _MOSAIC_COLUMNS)
             # photo -> mosaic: the seed's centre at its tile's centre
-            shift = np.array([(c + 0.5) * SEED_TILE - scale * (x + bw / 2), (r + 0.5) * SEED_TILE - scale * (y + bh / 2)])
+            shift = np.array([(c + 0.5) * SEED_TILE - scale * (x + bw / 2),
+                              (r + 0.5) * SEED_TILE - scale * (y + bh / 2)])
             M = np.array([[scale, 0, shift[0] - c * SEED_TILE], [0, scale, shift[1] - r * SEED_TILE]], np.float32)
             mosaic[r * SEED_TILE:(r + 1) * SEED_TILE, c * SEED_TILE:(c + 1) * SEED_TILE] = cv2.warpAffine(
                 image, M, (SEED_TILE, SEED_TILE), flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
@@ -475,7 +478,8 @@ def prominence(box: np.ndarray, shape: tuple) -> float:
 
 
 def _keypoints_from_mesh(mesh: np.ndarray) -> np.ndarray:
-    return np.stack([mesh[_IRIS[0]], mesh[_IRIS[1]], mesh[_NOSE_TIP], mesh[_MOUTH[0]], mesh[_MOUTH[1]]]).astype(np.float32)
+    points = (_IRIS[0], _IRIS[1], _NOSE_TIP, _MOUTH[0], _MOUTH[1])
+    return np.stack([mesh[i] for i in points]).astype(np.float32)
 
 
 def _keypoints_from_detector(kp: np.ndarray) -> np.ndarray:
