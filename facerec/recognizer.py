@@ -66,7 +66,6 @@ class Recognizer:
         self.thumbnails = thumbnails
         self._embedder = None
         self._detector = None
-        self._presence = None
         self._gallery: tuple[tuple, Gallery] | None = None
 
     # ------------------------------------------------------------ lazy parts
@@ -98,12 +97,9 @@ class Recognizer:
 
     @property
     def presence(self):
-        """The mask-presence CNN (facerec.faces.presence), loaded on first use."""
-        if self._presence is None:
-            from facerec.faces.presence import MaskPresence
-
-            self._presence = MaskPresence()
-        return self._presence
+        """The mask-presence CNN (facerec.faces.presence), loaded on first use; the detector's own, which
+        confirms masked faces with it."""
+        return self.detector.presence
 
     def mask_fields(self, crops) -> list[dict]:
         """{"masked": bool, "mask_score": 0..1} per aligned crop."""

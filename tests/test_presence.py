@@ -80,3 +80,12 @@ def test_text_output_shows_mask_presence():
     bare = {**face, "masked": False, "mask_score": 0.02}
     text = table({"image": "x.jpg", "threshold": 0.5, "faces": [face, bare]}).splitlines()
     assert "face 1  masked  0.97  ada" in text[1] and "face 2  no mask 0.02  ada" in text[2]
+
+
+def test_the_recognizer_and_its_detector_share_one_mask_presence_model(tmp_path):
+    """The detector confirms masked faces with the CNN and the Recognizer reports mask fields with it:
+    one copy, loaded once."""
+    from facerec import Recognizer
+
+    rec = Recognizer(gallery=tmp_path / "g.h5")
+    assert rec.presence is rec.detector.presence is rec.presence

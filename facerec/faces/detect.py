@@ -140,7 +140,7 @@ class FaceDetector:
             for d in self._detectors:
                 d.process(np.zeros((64, 64, 3), np.uint8))
         self.min_score = min_score
-        self._presence = None  # the mask-presence CNN, loaded when a masked face needs confirming
+        self._presence: MaskPresence | None = None
 
     def detect(self, image: np.ndarray) -> list[Face]:
         """All faces in an RGB uint8 photo, the main face first (`prominence`)."""
@@ -308,11 +308,17 @@ class FaceDetector:
         meshed = self._fitting_mesh(image, confirmed)
         return meshed if meshed is not None and self._masked(image, meshed) else None
 
-    def _masked(self, image: np.ndarray, face: Face) -> bool:
-        """The mask-presence CNN calls the face masked (loaded the first time a face needs it)."""
+    @property
+    def presence(self) -> MaskPresence:
+        """The mask-presence CNN, loaded on first use: by a masked face to confirm, or by the Recognizer,
+        which shares it."""
         if self._presence is None:
             self._presence = MaskPresence()
-        ((masked, _),) = self._presence.masked([align_face(image, face.keypoints)[0]])
+        return self._presence
+
+    def _masked(self, image: np.ndarray, face: Face) -> bool:
+        """The mask-presence CNN calls the face masked."""
+        ((masked, _),) = self.presence.masked([align_face(image, face.keypoints)[0]])
         return masked
 
     def _fitting_mesh(self, image: np.ndarray, f: Face) -> Face | None:
