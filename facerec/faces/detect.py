@@ -6,7 +6,8 @@ finds: 38 of 41 lost masked faces in `facerec-eval --masked`); a 478-point face
 mesh run on each face's crop gives precise eye centres (irises) and mouth
 corners. Tight crops with no margin (RMFRD) defeat both, so the photo is retried
 with the short-range model on padded canvases (grey padding finds ~2/3 of the
-masked crops that black padding misses) before giving up. On a photo larger than
+masked crops that black padding misses; on a photo over YUNET_SIDE, its shrunk copy is
+padded) before giving up. On a photo larger than
 SINGLE_PASS_SIDE a face counts only where the mesh finds it too, about as wide
 as its box (else patterned backgrounds gave faces, and a smooth photo a "face" as
 large as itself).
@@ -23,7 +24,8 @@ still counts where MediaPipe finds it on a crop, the mesh fits and the mask-pres
 (masks are what YuNet scores low on). Faces YuNet barely sees there (seeds, scored under YUNET_DOUBTFUL: tight
 masked crops of 60-100 px on a 12 MP photo) are looked at again, all in one YuNet run on a mosaic of tiles where
 each is 2.5 times larger, and count where MediaPipe and the mesh confirm them on a crop.
-MediaPipe's faces come first and keep their boxes, so LFW-size photos (one pass,
+MediaPipe's faces come first and keep their boxes (on a larger photo, one far wider
+than its mesh is looked for again around the mesh), so LFW-size photos (one pass,
 YuNet not run) detect exactly as before. Measured on pasted-face canvases:
 scripts/bench_detect.py, docs/evaluation.md#detection.
 """
