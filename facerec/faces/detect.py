@@ -180,8 +180,7 @@ class FaceDetector:
         lo, hi = face.mesh.min(axis=0), face.mesh.max(axis=0)
         if hi[0] - lo[0] >= _SNUG_MESH * face.box[2]:
             return face
-        confirmed = self._confirm(image, np.concatenate([lo, hi - lo]).astype(np.float32))
-        snug = None if confirmed is None else self._fitting_mesh(image, confirmed)
+        snug = self._confirmed_mesh(image, np.concatenate([lo, hi - lo]).astype(np.float32))
         return face if snug is None else snug
 
     def smallest_face(self, shape: tuple) -> int:
@@ -202,7 +201,7 @@ class FaceDetector:
         low there), with the mesh where it fits, or, below YUNET_CONFIRM, by `_masked_confirmed`. Seeds (under
         YUNET_DOUBTFUL) are left to `_seeded`."""
         rows = self._yunet.detect(small)
-        width, score = rows[:, 2].copy(), rows[:, 14]
+        width, score = rows[:, 2], rows[:, 14]
         kept = (score >= YUNET_DOUBTFUL) & (width >= np.where(score >= YUNET_KEEP, KEEP_MIN_PX, YUNET_MIN_PX))
         seeds = (score < YUNET_DOUBTFUL) & (width >= YUNET_MIN_PX) & (width <= SEED_MAX_PX)
         rows[:, :14] /= np.float32(scale)
@@ -238,10 +237,7 @@ class FaceDetector:
         for f in self._mosaic_rescore(image, seeds):
             if _same_place(f.box, [k.box for k in known + found]):
                 continue
-            confirmed = self._confirm(image, f.box)
-            if confirmed is None or confirmed.score < MASKED_CONFIRM_SCORE:
-                continue
-            meshed = self._fitting_mesh(image, confirmed)
+            meshed = self._confirmed_mesh(image, f.box, MASKED_CONFIRM_SCORE)
             if meshed is not None and not _same_place(meshed.box, [k.box for k in known + found]):
                 found.append(meshed)
         return found
@@ -256,17 +252,11 @@ class FaceDetector:
         mosaic = np.full((rows * SEED_TILE, _MOSAIC_COLUMNS * SEED_TILE, 3), 128, np.uint8)
         maps = []
         for i, f in enumerate(seeds):
-            x, y, bw, bh = f.box
-            scale = SEED_TILE / (SEED_CROP * max(bw, bh))
+            scale = SEED_TILE / (SEED_CROP * max(f.box[2], f.box[3]))
             r, c = divmod(i, _MOSAIC_COLUMNS)
-            # photo -> mosaic: the seed's centre at its tile's centre
-            shift = np.array([(c + 0.5) * SEED_TILE - scale * (x + bw / 2),
-                              (r + 0.5) * SEED_TILE - scale * (y + bh / 2)])
-            M = np.array([[scale, 0, shift[0] - c * SEED_TILE], [0, scale, shift[1] - r * SEED_TILE]], np.float32)
-            mosaic[r * SEED_TILE:(r + 1) * SEED_TILE, c * SEED_TILE:(c + 1) * SEED_TILE] = cv2.warpAffine(
-                image, M, (SEED_TILE, SEED_TILE), flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
-                borderMode=cv2.BORDER_CONSTANT, borderValue=(128, 128, 128))
-            maps.append((scale, shift))
+            tile, offset = _centred_crop(image, f.box, scale, SEED_TILE)
+            mosaic[r * SEED_TILE:(r + 1) * SEED_TILE, c * SEED_TILE:(c + 1) * SEED_TILE] = tile
+            maps.append((scale, offset + np.float32(SEED_TILE) * np.array([c, r], np.float32)))  # photo -> mosaic
         best: dict[int, Face] = {}
         for row in self._yunet.detect(mosaic):
             cx, cy = row[0] + row[2] / 2, row[1] + row[3] / 2
@@ -274,10 +264,10 @@ class FaceDetector:
             if row[14] < SEED_RESCORE or i >= len(seeds) or (i in best and best[i].score >= row[14]):
                 continue
             scale, shift = maps[i]
-            box = np.concatenate([(row[:2] - shift) / scale, row[2:4] / scale]).astype(np.float32)
+            box = _uncropped_box(row[:4], shift, scale)
             if iou(box, seeds[i].box) >= 0.2 or _same_place(box, [seeds[i].box]):
-                best[i] = Face(box=box, score=float(row[14]),
-                               keypoints=((row[4:14].reshape(5, 2) - shift) / scale).astype(np.float32))
+                keypoints = _uncropped(row[4:14].reshape(5, 2), shift, scale)
+                best[i] = Face(box=box, score=float(row[14]), keypoints=keypoints)
         return list(best.values())
 
     def _accepted(self, image: np.ndarray, f: Face, small: bool) -> Face | None:
@@ -291,8 +281,7 @@ class FaceDetector:
             if rescored is None or rescored.score >= YUNET_RESCORE:
                 return rescored
             return rescored if self._masked(image, rescored) else None
-        confirmed = self._confirm(image, f.box) if f.score >= YUNET_CONFIRM else None
-        meshed = None if confirmed is None else self._fitting_mesh(image, confirmed)
+        meshed = self._confirmed_mesh(image, f.box) if f.score >= YUNET_CONFIRM else None
         if meshed is not None:
             return meshed
         rescored = self._rescore(image, f.box)
@@ -304,11 +293,16 @@ class FaceDetector:
     def _masked_confirmed(self, image: np.ndarray, box: np.ndarray) -> Face | None:
         """The face at `box` where MediaPipe finds it on a crop (MASKED_CONFIRM_SCORE up), the mesh fits and
         the mask-presence CNN calls it masked; else None."""
-        confirmed = self._confirm(image, box)
-        if confirmed is None or confirmed.score < MASKED_CONFIRM_SCORE:
-            return None
-        meshed = self._fitting_mesh(image, confirmed)
+        meshed = self._confirmed_mesh(image, box, MASKED_CONFIRM_SCORE)
         return meshed if meshed is not None and self._masked(image, meshed) else None
+
+    def _confirmed_mesh(self, image: np.ndarray, box: np.ndarray, min_score: float = 0.0) -> Face | None:
+        """MediaPipe's face at `box` (`_confirm`, scoring `min_score` up) with the mesh's keypoints, where the
+        mesh fits it; else None."""
+        confirmed = self._confirm(image, box)
+        if confirmed is None or confirmed.score < min_score:
+            return None
+        return self._fitting_mesh(image, confirmed)
 
     @property
     def presence(self) -> MaskPresence:
@@ -330,17 +324,12 @@ class FaceDetector:
 
     def _confirm(self, image: np.ndarray, box: np.ndarray) -> Face | None:
         """MediaPipe's short-range face on a square crop of _CONFIRM_CROP x `box`, if it overlaps `box`."""
-        x, y, bw, bh = box
-        side = _CONFIRM_CROP * max(bw, bh)
+        side = _CONFIRM_CROP * max(box[2], box[3])
         size = int(min(_CONFIRM_INPUT, round(side)))
         scale = size / side
-        M = np.array([[scale, 0, size / 2 - scale * (x + bw / 2)], [0, scale, size / 2 - scale * (y + bh / 2)]],
-                     np.float32)
-        crop = cv2.warpAffine(image, M, (size, size), flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_CONSTANT, borderValue=(128, 128, 128))
+        crop, offset = _centred_crop(image, box, scale, size)
         for f in self._detect(crop, 0, 0.0, 0):
-            f = replace(f, box=np.concatenate([(f.box[:2] - M[:, 2]) / scale, f.box[2:] / scale]).astype(np.float32),
-                        keypoints=((f.keypoints - M[:, 2]) / scale).astype(np.float32))
+            f = replace(f, box=_uncropped_box(f.box, offset, scale), keypoints=_uncropped(f.keypoints, offset, scale))
             if iou(f.box, box) >= 0.3:
                 return f
         return None
@@ -349,19 +338,13 @@ class FaceDetector:
         """YuNet's face at `box` on a crop of _RESCORE_CROP x its size where the face is RESCORE_FACE_PX
         wide, if it scores at least `min_score` there: a face YuNet only glimpsed on the shrunk photo
         scores high there, a pattern does not."""
-        x, y, bw, bh = box
-        scale = RESCORE_FACE_PX / max(bw, bh)
-        size = int(round(_RESCORE_CROP * RESCORE_FACE_PX))
-        M = np.array([[scale, 0, size / 2 - scale * (x + bw / 2)], [0, scale, size / 2 - scale * (y + bh / 2)]],
-                     np.float32)
-        crop = cv2.warpAffine(image, M, (size, size), flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_CONSTANT, borderValue=(128, 128, 128))
+        scale = RESCORE_FACE_PX / max(box[2], box[3])
+        crop, offset = _centred_crop(image, box, scale, int(round(_RESCORE_CROP * RESCORE_FACE_PX)))
         best = None
         for r in self._yunet.detect(crop):
-            found = np.concatenate([(r[:2] - M[:, 2]) / scale, r[2:4] / scale]).astype(np.float32)
+            found = _uncropped_box(r[:4], offset, scale)
             if r[14] >= min_score and iou(found, box) >= 0.3 and (best is None or r[14] > best.score):
-                keypoints = ((r[4:14].reshape(5, 2) - M[:, 2]) / scale).astype(np.float32)
-                best = Face(box=found, score=float(r[14]), keypoints=keypoints)
+                best = Face(box=found, score=float(r[14]), keypoints=_uncropped(r[4:14].reshape(5, 2), offset, scale))
         return best
 
     def _detect(self, image: np.ndarray, model: int, pad: float, grey: int) -> list[Face]:
@@ -436,6 +419,26 @@ def _same_place(a: np.ndarray, boxes: list[np.ndarray]) -> bool:
     a_in_b = np.all((b[:, :2] <= ca) & (ca <= b[:, :2] + b[:, 2:]), axis=1)
     b_in_a = np.all((a[:2] <= cb) & (cb <= a[:2] + a[2:]), axis=1)
     return bool(np.any(overlap | a_in_b | b_in_a))
+
+
+def _centred_crop(image: np.ndarray, box: np.ndarray, scale: float, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """A `size`-px square crop of the photo scaled by `scale` around `box`'s centre (grey past the edges), and
+    the offset that, with `scale`, maps photo pixels to the crop's: crop = scale * photo + offset."""
+    x, y, bw, bh = box
+    M = np.array([[scale, 0, size / 2 - scale * (x + bw / 2)], [0, scale, size / 2 - scale * (y + bh / 2)]], np.float32)
+    crop = cv2.warpAffine(image, M, (size, size), flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=(128, 128, 128))
+    return crop, M[:, 2]
+
+
+def _uncropped(points: np.ndarray, offset: np.ndarray, scale: float) -> np.ndarray:
+    """Points found on a `_centred_crop`, in photo pixels."""
+    return ((points - offset) / scale).astype(np.float32)
+
+
+def _uncropped_box(box: np.ndarray, offset: np.ndarray, scale: float) -> np.ndarray:
+    """An x y w h box found on a `_centred_crop`, in photo pixels."""
+    return np.concatenate([_uncropped(box[:2], offset, scale), np.asarray(box[2:4]) / scale]).astype(np.float32)
 
 
 def _yunet_faces(rows: np.ndarray) -> list[Face]:
