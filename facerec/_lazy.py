@@ -48,6 +48,18 @@ def import_openvino():
     return openvino
 
 
+_openvino_core = None
+
+
+def openvino_core():
+    """One OpenVINO Core per process, shared by the embedding runtime and the mask-presence CNN: it holds the
+    CPU plugin and its thread pool."""
+    global _openvino_core
+    if _openvino_core is None:
+        _openvino_core = import_openvino().Core()
+    return _openvino_core
+
+
 def import_mediapipe():
     """MediaPipe with its face detection and face mesh solutions loaded, and nothing else of it yet.
 

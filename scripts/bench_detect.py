@@ -118,12 +118,14 @@ def _around(image: np.ndarray, box: np.ndarray, factor: float) -> tuple[np.ndarr
     return np.ascontiguousarray(image[y0:y1, x0:x1]), box - np.array([x0, y0, 0, 0])
 
 
-def background(size: tuple[int, int], rng: np.random.Generator, textures: list[Path], style: str | None = None) -> np.ndarray:
+def background(size: tuple[int, int], rng: np.random.Generator, textures: list[Path],
+               style: str | None = None) -> np.ndarray:
     w, h = size
     style = style or rng.choice(["smooth", "noise", "texture"])
     if style == "smooth":
         a, b = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
-        t = np.linspace(0, 1, w)[None, :, None] * rng.uniform(0.3, 1) + np.linspace(0, 1, h)[:, None, None] * rng.uniform(0, 0.7)
+        t = (np.linspace(0, 1, w)[None, :, None] * rng.uniform(0.3, 1)
+             + np.linspace(0, 1, h)[:, None, None] * rng.uniform(0, 0.7))
         t = t / t.max()
         img = a * (1 - t) + b * t + rng.normal(0, 2, (h, w, 1))
     elif style == "noise":
@@ -267,8 +269,8 @@ def main() -> None:
         "canvases": len(canvases), "sources_left_out": missing, "match_iou": MATCH_IOU,
         "recall_by_width": {k: v for k, v in sorted(by_size.items())},
         "recall_by_kind": dict(by_kind),
-        "recall_60px_up_by_kind": {k: [sum(v[0] for (w, kk), v in by_both.items() if kk == k and w >= 60),
-                                       sum(v[1] for (w, kk), v in by_both.items() if kk == k and w >= 60)] for k in KINDS},
+        "recall_60px_up_by_kind": {k: [sum(v[i] for (w, kk), v in by_both.items() if kk == k and w >= 60)
+                                       for i in (0, 1)] for k in KINDS},
         "seconds_per_canvas": {k: float(np.mean(v)) for k, v in timing.items()},
         "slowest_seconds": {k: float(np.max(v)) for k, v in timing.items()},
         "recall_60px_up": [sum(v[0] for v in big), sum(v[1] for v in big)],

@@ -89,3 +89,12 @@ def test_the_recognizer_and_its_detector_share_one_mask_presence_model(tmp_path)
 
     rec = Recognizer(gallery=tmp_path / "g.h5")
     assert rec.presence is rec.detector.presence is rec.presence
+
+
+def test_mask_presence_and_the_embedding_runtime_share_one_openvino_core(presence):
+    """Each OpenVINO Core holds a CPU plugin and its thread pool: one per process, whichever loads first."""
+    from facerec._lazy import openvino_core
+    from facerec.runtime.openvino import core
+
+    assert core() is openvino_core()
+    assert presence.scores(np.zeros((2, 112, 112, 3), np.uint8)).shape == (2,)

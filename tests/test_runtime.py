@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from facerec import _lazy
 from facerec.cli.export import main as export_cli
 from facerec.runtime.base import BadModel, cache_dir, cosines, default_model_path
 from facerec.runtime import load_embedder
-from facerec.runtime import openvino
 from facerec.runtime.openvino import (FLOAT32_MIN_COSINE, PRECISION_ENV, SHIPPED, OpenVINOEmbedder, _quantise, core,
                                       inference_precision)
 
@@ -58,7 +58,7 @@ class _Capabilities:
 def test_float32_files_compute_in_bf16_only_where_the_cpu_has_it(monkeypatch):
     monkeypatch.delenv(PRECISION_ENV, raising=False)
     for native, want in ((True, "bf16"), (False, "f32")):
-        monkeypatch.setattr(openvino, "_core", _Capabilities(native))
+        monkeypatch.setattr(_lazy, "_openvino_core", _Capabilities(native))
         assert inference_precision("float32") == want
         assert inference_precision("int8") == "f32"  # the head stays float32 (embedding norms)
         monkeypatch.setenv(PRECISION_ENV, "F32")

@@ -29,10 +29,10 @@ class MaskPresence:
     """mask_score in 0..1 for aligned RGB uint8 crops of any size (ArcFace alignment, as facerec.faces.align makes)."""
 
     def __init__(self, path: str | os.PathLike = MODEL_PATH):
-        from facerec._lazy import import_openvino
+        from facerec._lazy import openvino_core
 
-        core = import_openvino().Core()
-        self._model = core.compile_model(str(path), "CPU", {"INFERENCE_NUM_THREADS": 1, "INFERENCE_PRECISION_HINT": "f32"})  # as trained, on every CPU
+        config = {"INFERENCE_NUM_THREADS": 1, "INFERENCE_PRECISION_HINT": "f32"}  # f32 as trained, on every CPU
+        self._model = openvino_core().compile_model(str(path), "CPU", config)
         card = Path(path).with_suffix(".json")
         self.card = json.loads(card.read_text()) if card.is_file() else {}
         self.threshold = float(self.card.get("threshold", DEFAULT_THRESHOLD))

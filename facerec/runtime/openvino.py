@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facerec._lazy import openvino_core as core
 from facerec.runtime.base import (CARD_FILE, OUTPUT_KEY, BadModel, Embedder, cache_dir, check_export, cosines,
                                   first_line, read_card)
 
@@ -35,17 +36,6 @@ INT8_MIN_COSINE = 0.98  # int8 IR against the SavedModel: a broken quantisation 
 MAX_NORM_CHANGE = 0.01  # embedding norms against the SavedModel's, any precision
 _CHECK_FACES = 16
 PRECISION_ENV = "FACEREC_OPENVINO_PRECISION"  # f32 or bf16: what a float32 file computes in (inference_precision)
-_core = None
-
-
-def core():
-    """One OpenVINO Core per process (it holds the CPU plugin and its thread pool)."""
-    global _core
-    if _core is None:
-        from facerec._lazy import import_openvino
-
-        _core = import_openvino().Core()
-    return _core
 
 
 def inference_precision(file_precision: str | None) -> str:
