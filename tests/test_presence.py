@@ -91,10 +91,20 @@ def test_the_recognizer_and_its_detector_share_one_mask_presence_model(tmp_path)
     assert rec.presence is rec.detector.presence is rec.presence
 
 
-def test_mask_presence_and_the_embedding_runtime_share_one_openvino_core(presence):
-    """Each OpenVINO Core holds a CPU plugin and its thread pool: one per process, whichever loads first."""
-    from facerec._lazy import openvino_core
-    from facerec.runtime.openvino import core
+def test_mask_presence_compiles_on_the_process_openvino_core(monkeypatch):
+    """Each OpenVINO Core holds a CPU plugin and its thread pool: the mask-presence CNN uses the process's one
+    (`facerec._lazy.openvino_core`, the embedding runtime's too), never a Core of its own."""
+    from facerec import _lazy
+    from facerec.faces.presence import MODEL_PATH, MaskPresence
 
-    assert core() is openvino_core()
+    real, compiled = _lazy.openvino_core(), []
+
+    class Spy:
+        def compile_model(self, model, *args):
+            compiled.append(model)
+            return real.compile_model(model, *args)
+
+    monkeypatch.setattr(_lazy, "_openvino_core", Spy())
+    presence = MaskPresence()
+    assert compiled == [str(MODEL_PATH)]
     assert presence.scores(np.zeros((2, 112, 112, 3), np.uint8)).shape == (2,)
