@@ -53,6 +53,7 @@ class TrainConfig:
     teacher_weight: float = 1.0  # λ: cosine distillation toward the first teacher
     relational_weight: float = 0.0  # batch similarity-matrix distillation toward every teacher
     freeze_fraction: float = 0.0  # the backbone's first layers kept frozen, as a fraction of its layers
+    cached_views: int = 0  # > 0: the frozen layers run once over this many fixed views per face (training/cached.py)
     val_identities: float = 0.05  # fraction of identities held out for validation
     val_pairs: int = 300  # genuine pairs (and as many impostor pairs)
     strategy: str = "default"
@@ -185,6 +186,14 @@ def augmenter(size: int, seed: int):
     )
 
 
+def batch_targets(targets: np.ndarray | None, idx: np.ndarray, B: int) -> tuple[np.ndarray, np.ndarray]:
+    """The batch's teacher targets [B,T,128] and weights [B,T] (0 where a teacher found no face, or none)."""
+    if targets is None:
+        return np.zeros((B, 1, 128), np.float32), np.zeros((B, 1), np.float32)
+    t = targets[idx]
+    return np.nan_to_num(t).astype(np.float32), np.isfinite(t).all(axis=2).astype(np.float32)
+
+
 def train_dataset(cache: Cache, labels: np.ndarray, targets: np.ndarray | None, cfg: TrainConfig):
     """tf.data over P×K batches: (float faces, {label, target [B,T,128], weight [B,T]}), T teachers."""
     import tensorflow as tf
@@ -200,13 +209,7 @@ def train_dataset(cache: Cache, labels: np.ndarray, targets: np.ndarray | None, 
         for idx, masked in sampler:
             faces = augmented_faces(cache, idx, masked, rng.random(len(idx)) < cfg.tight_prob, rng, cfg.misalign_prob,
                                     cfg.photo_masks, cfg.photo_mask_prob)
-            if targets is None:
-                t, w = np.zeros((B, T, dim), np.float32), np.zeros((B, T), np.float32)
-            else:
-                t = targets[idx]
-                w = np.isfinite(t).all(axis=2).astype(np.float32)
-                t = np.nan_to_num(t)
-            yield faces, labels[idx].astype(np.int32), t.astype(np.float32), w
+            yield faces, labels[idx].astype(np.int32), *batch_targets(targets, idx, B)
 
     spec = (
         tf.TensorSpec((B, S, S, 3), tf.uint8),
@@ -358,6 +361,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: int = 1) -> Path:
             load_templates(cfg.photo_masks)
         except (OSError, ValueError) as e:
             raise SystemExit(f"--photo-masks: {e}") from None
+    from facerec.training import cached
+
+    cached.check_config(cfg.cached_views, cfg.mask_prob, cfg.freeze_fraction)
     out.mkdir(parents=True, exist_ok=True)
     cache = training_cache(cfg)
     is_val = split_identities(cache.identity, cfg.val_identities, cfg.seed)
@@ -395,7 +401,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: int = 1) -> Path:
         if cfg.init:
             load_export_weights(embedder, cfg.init)
         backbone = embedder.get_layer("backbone").layers
-        for layer in backbone[: int(cfg.freeze_fraction * len(backbone))]:
+        frozen = int(cfg.freeze_fraction * len(backbone))
+        for layer in backbone[:frozen]:
             layer.trainable = False
         if pretrained:
             # Keep pretrained batch norms in inference mode: with small P×K batches their moving
@@ -404,8 +411,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: int = 1) -> Path:
             for layer in backbone + (embedder.layers if cfg.backbone == "sface" else []):
                 if isinstance(layer, keras.layers.BatchNormalization):
                     layer.trainable = False
-        trainer = make_trainer(embedder, cfg, strategy.num_replicas_in_sync)
-        trainer(np.zeros((1, cfg.input_size, cfg.input_size, 3), np.float32))  # build, for BackupAndRestore
+        # With cached views the trainer sees only the layers after the frozen ones (their weights are the embedder's).
+        front, student = cached.split(embedder, frozen) if cfg.cached_views else (None, embedder)
+        trainer = make_trainer(student, cfg, strategy.num_replicas_in_sync)
+        trainer(np.zeros((1, *student.input_shape[1:]), np.float32))  # build, for BackupAndRestore
         total = cfg.epochs * cfg.steps_per_epoch
         warmup = min(300, total // 4)
         schedule = keras.optimizers.schedules.CosineDecay(
@@ -415,14 +424,21 @@ def train(cfg: TrainConfig, resume: bool = False, progress: int = 1) -> Path:
     pairs = validation_pairs(val, cfg.val_pairs, cfg.seed)
     real = load_cache(cfg.real_masks) if cfg.real_masks else None
     history: list[dict] = []
+    if cfg.cached_views:
+        run_front = cached.FrontRunner(front)
+        views = cached.view_activations(run_front, tr, cfg, out / cached.VIEWS_FILE)
+        ds = cached.cached_dataset(views, labels.astype(np.int32), targets, cfg)
+    else:
+        ds = train_dataset(tr, labels.astype(np.int32), targets, cfg)
+
+    def embed(faces: np.ndarray) -> np.ndarray:
+        x = run_front(faces) if cfg.cached_views else faces
+        return student.predict(x.astype(np.float32), batch_size=128, verbose=0)
 
     class Validate(keras.callbacks.Callback):
         best = -1.0
 
         def on_epoch_end(self, epoch, logs=None):
-            def embed(f):
-                return embedder.predict(f.astype(np.float32), batch_size=128, verbose=0)
-
             m = pair_metrics(embed, val, pairs)
             if real is not None:
                 m["val_real_rank1"] = real_mask_rank1(embed, real)
@@ -444,7 +460,6 @@ def train(cfg: TrainConfig, resume: bool = False, progress: int = 1) -> Path:
         history[:] = json.loads((out / "history.json").read_text())
         callbacks[1].best = max(map(selection_score, history), default=-1.0)
     t0 = time.time()
-    ds = train_dataset(tr, labels.astype(np.int32), targets, cfg)
     trainer.fit(ds, epochs=cfg.epochs, steps_per_epoch=cfg.steps_per_epoch, callbacks=callbacks, verbose=progress)
     embedder.load_weights(out / "best.weights.h5")
     best = max(history, key=selection_score)
@@ -469,4 +484,6 @@ def train(cfg: TrainConfig, resume: bool = False, progress: int = 1) -> Path:
     import shutil
 
     shutil.rmtree(backup, ignore_errors=True)
+    for name in (cached.VIEWS_FILE, cached.VIEWS_CARD):  # kept only for --resume: gigabytes beside the export
+        (out / name).unlink(missing_ok=True)
     return out
