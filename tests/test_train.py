@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from facerec.training.data import Item, Prepared, _write_shard, load_cache
-from facerec.training.train import PKBatches, TrainConfig, augmented_faces, normalise_name, tight_crop, train, training_cache
+from facerec.training.batches import PKBatches, augmented_faces, tight_crop
+from facerec.training.train import TrainConfig, normalise_name, train, training_cache
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facerec.training.batches import PKBatches, augmented_faces, augmenter, batch_targets
 from facerec.training.data import Cache
 
 VIEWS_FILE, VIEWS_CARD = "views.npy", "views.json"
@@ -83,7 +84,6 @@ class FrontRunner:
 def view_activations(front: FrontRunner, cache: Cache, cfg, path: Path) -> np.ndarray:
     """[V, N, ...] float16 activations of V augmented views of each face of `cache` (view 0 unmasked),
     memory-mapped from `path`; a file made for the same faces and settings is reused (--resume)."""
-    from facerec.training.train import augmented_faces, augmenter
 
     V, N = cfg.cached_views, len(cache)
     card = {"views": V, "faces": N, "shape": list(front.shape), "seed": cfg.seed, "tight_prob": cfg.tight_prob,
@@ -112,8 +112,6 @@ def view_activations(front: FrontRunner, cache: Cache, cfg, path: Path) -> np.nd
 def cached_dataset(views: np.ndarray, labels: np.ndarray, targets: np.ndarray | None, cfg):
     """tf.data over P×K batches of cached views: a masked view (1..V-1) where the sampler masks, else view 0."""
     import tensorflow as tf
-
-    from facerec.training.train import PKBatches, batch_targets
 
     sampler = PKBatches(labels, cfg.identities_per_batch, cfg.images_per_identity, cfg.mask_prob, cfg.seed)
     rng = np.random.default_rng(cfg.seed + 1)
