@@ -3,7 +3,7 @@
 1. For a sample of RMFRD photos, detect and align as the product does and map the photo's edges into
    the aligned crop (outside them alignment replicates the border): percentiles of the kept box.
 2. LFW pairsDevTest accuracy (10 interleaved folds, cross-validated threshold) when both faces are
-   framed to fixed boxes like those (`facerec.training.train.frame`: the replication that training's
+   framed to fixed boxes like those (`facerec.training.batches.frame`: the replication that training's
    `tight_crop` applies to random boxes).
 
     python scripts/tight_framing.py --model artifacts/model [--data ../shared/data] [--caches cache]
@@ -21,7 +21,7 @@ from facerec.evaluation.evaluate import read_pairs
 from facerec.images import load_image
 from facerec.evaluation.metrics import auc, kfold_accuracy
 from facerec.runtime import load_embedder
-from facerec.training.train import frame
+from facerec.training.batches import frame
 
 BOXES = {"full": (0, 0, 112, 112), "mild": (13, 16, 102, 110), "RMFRD median": (18, 23, 95, 102),
          "RMFRD tighter 1/4": (26, 28, 87, 96)}

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from facerec.training.data import Item, Prepared, _write_shard, load_cache
-from facerec.training.train import PKBatches, TrainConfig, augmented_faces, normalise_name, tight_crop, train, training_cache
+from facerec.training.batches import PKBatches, augmented_faces, tight_crop
+from facerec.training.train import TrainConfig, normalise_name, train, training_cache
 
 
 @pytest.fixture(scope="module")
@@ -228,3 +229,56 @@ def test_a_bad_photo_masks_folder_stops_training_before_it_starts(fake_cache, tm
     with pytest.raises(SystemExit, match="--photo-masks: .*no masks.cfg"):
         train(cfg)
     assert not (tmp_path / "run").exists()
+
+
+def test_cached_views_train_only_the_layers_after_the_frozen_ones(fake_cache, tmp_path, capsys):
+    import dataclasses
+
+    import tensorflow as tf
+
+    first = TrainConfig(caches=[str(fake_cache)], out=str(tmp_path / "a"), backbone="tiny", input_size=48,
+                        embedding_dim=16, identities_per_batch=3, images_per_identity=3, epochs=1, steps_per_epoch=2,
+                        val_identities=0.34, val_pairs=10, seed=1)
+    train(first, progress=0)
+    # tiny's backbone: pixels, rescaling, conv0, bn0, relu0 | conv1 ... relu2: 5 of its 11 layers frozen.
+    again = dataclasses.replace(first, out=str(tmp_path / "b"), init=first.out, learning_rate=0.05,
+                                freeze_fraction=0.5, cached_views=2, epochs=2)
+    capsys.readouterr()
+    train(again, progress=0)
+    assert "caching 2 views of 20 faces" in capsys.readouterr().err
+    a, b = ({v.name.split(":")[0]: v.numpy() for v in tf.saved_model.load(str(Path(c.out) / "saved_model")).weights}
+            for c in (first, again))
+    assert np.array_equal(a["conv0/kernel"], b["conv0/kernel"])
+    assert all(not np.array_equal(a[k], b[k]) for k in ("conv1/kernel", "conv2/kernel", "embedding/kernel"))
+    assert json.loads((Path(again.out) / "model_card.json").read_text())["epochs_trained"] == 2
+    assert not (Path(again.out) / "views.npy").exists()  # gigabytes, kept only while a run can be resumed
+
+
+def test_cached_batches_draw_masked_views_where_the_sampler_masks():
+    from facerec.training.cached import cached_dataset
+
+    labels = np.repeat(np.arange(4), 3)
+    views = np.stack([np.broadcast_to((v * 100 + np.arange(12))[:, None, None, None], (12, 2, 2, 1))
+                      for v in range(3)]).astype(np.float16)  # view v of face i holds 100 v + i
+    cfg = TrainConfig(caches=[], out="", identities_per_batch=2, images_per_identity=4, mask_prob=0.5)
+    x, y = next(iter(cached_dataset(views, labels, None, cfg)))
+    value = x.numpy()[:, 0, 0, 0].astype(int)
+    view, face = value // 100, value % 100
+    assert np.array_equal(labels[face], y["label"].numpy())
+    assert (view == 0).sum() == 4 and set(view[view > 0]) <= {1, 2}  # 2 of each person's 4 faces masked
+
+
+def test_cached_views_refuse_what_cannot_be_cached(fake_cache, tmp_path):
+    from facerec.nets.model import build_model
+    from facerec.training.cached import split
+
+    cfg = TrainConfig(caches=[str(fake_cache)], out=str(tmp_path / "run"), backbone="tiny", input_size=48,
+                      cached_views=2)
+    with pytest.raises(SystemExit, match="needs frozen layers"):
+        train(cfg)
+    with pytest.raises(SystemExit, match="leaves no masked view"):
+        train(TrainConfig(**{**cfg.__dict__, "cached_views": 1, "freeze_fraction": 1.0}))
+    assert not (tmp_path / "run").exists()
+    lite0 = build_model("efficientnet-lite0", 112, 128, weights=None)
+    with pytest.raises(SystemExit, match="does not split after layer"):  # inside a residual block
+        split(lite0, len(lite0.get_layer("backbone").layers) // 2)

@@ -45,6 +45,8 @@ HELP: dict[str, str] = {
     "teacher_weight": "λ: weight of the cosine distillation toward the first teacher.",
     "relational_weight": "Weight of the distillation of the batch's pairwise similarities toward every teacher.",
     "freeze_fraction": "Fraction of the backbone's layers, from the input, kept frozen.",
+    "cached_views": "With frozen layers: run them once over this many fixed augmented views per face (the first "
+                    "unmasked) and train the rest on their cached outputs, several times faster; 0 trains live.",
     "val_identities": "Fraction of the training people held out to validate each epoch (never evaluation sets).",
     "val_pairs": "Validation genuine pairs (and as many impostor pairs).",
     "strategy": "tf.distribute strategy (several GPUs or machines).",

@@ -22,10 +22,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from facerec import _quiet  # noqa: F401  (before TensorFlow)
+from facerec.training.batches import augmented_faces, tight_crop, train_dataset
 from facerec.training.data import Cache, load_cache, read_pairs_people, read_people
 
 
@@ -53,6 +53,7 @@ class TrainConfig:
     teacher_weight: float = 1.0  # λ: cosine distillation toward the first teacher
     relational_weight: float = 0.0  # batch similarity-matrix distillation toward every teacher
     freeze_fraction: float = 0.0  # the backbone's first layers kept frozen, as a fraction of its layers
+    cached_views: int = 0  # > 0: the frozen layers run once over this many fixed views per face (training/cached.py)
     val_identities: float = 0.05  # fraction of identities held out for validation
     val_pairs: int = 300  # genuine pairs (and as many impostor pairs)
     strategy: str = "default"
@@ -97,131 +98,6 @@ def split_identities(identity: np.ndarray, fraction: float, seed: int) -> np.nda
     n_val = max(2, int(round(fraction * len(names))))
     val = set(np.random.default_rng(seed).choice(names, n_val, replace=False))
     return np.array([n in val for n in identity])
-
-
-class PKBatches:
-    """Endless P×K batches of indices; each identity's K faces mix masked and unmasked."""
-
-    def __init__(self, labels: np.ndarray, P: int, K: int, mask_prob: float, seed: int):
-        self.groups = [np.where(labels == lab)[0] for lab in np.unique(labels)]
-        self.P, self.K, self.mask_prob = min(P, len(self.groups)), K, mask_prob
-        self.rng = np.random.default_rng(seed)
-
-    def __iter__(self):
-        while True:
-            idx, masked = [], []
-            for g in self.rng.choice(len(self.groups), self.P, replace=False):
-                group = self.groups[g]
-                idx.append(self.rng.choice(group, self.K, replace=len(group) < self.K))
-                m = self.rng.random(self.K) < self.mask_prob
-                if 0 < self.mask_prob < 1 and self.K >= 2 and m.all() == m.any():
-                    m[:] = False
-                    m[self.rng.choice(self.K, max(1, int(round(self.mask_prob * self.K))), replace=False)] = True
-                masked.append(m)
-            yield np.concatenate(idx), np.concatenate(masked)
-
-
-def frame(face: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
-    """The face with everything outside the box [x0, x1) × [y0, y1) replaced by the box's replicated
-    border: what alignment produces where a crop runs past the photo's edge."""
-    S = face.shape[0]
-    box = np.ascontiguousarray(face[y0:y1, x0:x1])
-    return cv2.copyMakeBorder(box, y0, S - y1, x0, S - x1, cv2.BORDER_REPLICATE)
-
-
-def tight_crop(face: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """The face framed as if its photo had been cropped close around it, to a random box. RMFRD's
-    photos land there (median box x 18–95, y 23–102 of 112, often tighter: scripts/tight_framing.py)."""
-    S = face.shape[0]
-    x0, y0 = (rng.uniform(0, [0.33, 0.36]) * S).astype(int)
-    x1, y1 = S - (rng.uniform(0, [0.33, 0.24]) * S).astype(int)
-    return frame(face, int(x0), int(y0), int(x1), int(y1))
-
-
-def augmented_faces(cache: Cache, idx: np.ndarray, masked: np.ndarray, tight: np.ndarray,
-                    rng: np.random.Generator, misalign_prob: float = 0.0, photo_masks: str | None = None,
-                    photo_mask_prob: float = 0.0) -> np.ndarray:
-    """The faces at `idx`, synthetic-masked where `masked` (a photographic mask from the `photo_masks`
-    folder with `photo_mask_prob` where the face has a mesh, else a drawn one; then, with
-    `misalign_prob`, framed as alignment frames a masked photo), then tightly framed where `tight`."""
-    from facerec.faces.mask_photos import apply_photo_mask
-    from facerec.faces.masks import apply_mask, misalign
-
-    faces = cache.faces[idx].copy()
-    for j in np.where(masked)[0]:
-        mesh = cache.mesh[idx[j]]
-        has_mesh = not np.isnan(mesh).any()
-        if photo_masks and has_mesh and rng.random() < photo_mask_prob:
-            faces[j] = apply_photo_mask(faces[j], mesh, photo_masks, rng)
-        else:
-            faces[j] = apply_mask(faces[j], mesh if has_mesh else None, seed=rng)
-        if misalign_prob and rng.random() < misalign_prob:
-            faces[j] = misalign(faces[j], rng)
-    for j in np.where(tight)[0]:
-        faces[j] = tight_crop(faces[j], rng)
-    return faces
-
-
-def augmenter(size: int, seed: int):
-    """Flip, crop/scale jitter, colour and blur, as Keras / keras-cv preprocessing layers."""
-    import keras
-
-    try:
-        import keras_cv
-    except ModuleNotFoundError:
-        raise ModuleNotFoundError("training needs keras-cv, in the train extra: `bash scripts/install.sh --dev`, "
-                                  "or `pip install -e .[train]`") from None
-
-    return keras.Sequential(
-        [
-            keras.layers.RandomFlip("horizontal", seed=seed),
-            keras.layers.RandomTranslation(0.04, 0.04, fill_mode="nearest", seed=seed),
-            keras.layers.RandomZoom((-0.08, 0.08), fill_mode="nearest", seed=seed),
-            keras.layers.RandomBrightness(0.15, value_range=(0, 255), seed=seed),
-            keras.layers.RandomContrast(0.2, seed=seed),
-            keras_cv.layers.RandomGaussianBlur(kernel_size=3, factor=(0.0, 1.0), seed=seed),
-        ],
-        name="augment",
-    )
-
-
-def train_dataset(cache: Cache, labels: np.ndarray, targets: np.ndarray | None, cfg: TrainConfig):
-    """tf.data over P×K batches: (float faces, {label, target [B,T,128], weight [B,T]}), T teachers."""
-    import tensorflow as tf
-
-    sampler = PKBatches(labels, cfg.identities_per_batch, cfg.images_per_identity, cfg.mask_prob, cfg.seed)
-    rng = np.random.default_rng(cfg.seed + 1)
-    T = 1 if targets is None else targets.shape[1]
-    dim = 128 if targets is None else targets.shape[2]
-    B = sampler.P * sampler.K
-    S = cfg.input_size
-
-    def gen():
-        for idx, masked in sampler:
-            faces = augmented_faces(cache, idx, masked, rng.random(len(idx)) < cfg.tight_prob, rng, cfg.misalign_prob,
-                                    cfg.photo_masks, cfg.photo_mask_prob)
-            if targets is None:
-                t, w = np.zeros((B, T, dim), np.float32), np.zeros((B, T), np.float32)
-            else:
-                t = targets[idx]
-                w = np.isfinite(t).all(axis=2).astype(np.float32)
-                t = np.nan_to_num(t)
-            yield faces, labels[idx].astype(np.int32), t.astype(np.float32), w
-
-    spec = (
-        tf.TensorSpec((B, S, S, 3), tf.uint8),
-        tf.TensorSpec((B,), tf.int32),
-        tf.TensorSpec((B, T, dim), tf.float32),
-        tf.TensorSpec((B, T), tf.float32),
-    )
-    aug = augmenter(S, cfg.seed)
-
-    def to_inputs(faces, lab, t, w):
-        x = aug(tf.cast(faces, tf.float32), training=True)
-        return tf.clip_by_value(x, 0.0, 255.0), {"label": lab, "target": t, "weight": w}
-
-    ds = tf.data.Dataset.from_generator(gen, output_signature=spec)
-    return ds.map(to_inputs, num_parallel_calls=2).prefetch(2)
 
 
 def make_trainer(embedder, cfg: TrainConfig, replicas: int):
@@ -358,6 +234,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: int = 1) -> Path:
             load_templates(cfg.photo_masks)
         except (OSError, ValueError) as e:
             raise SystemExit(f"--photo-masks: {e}") from None
+    from facerec.training import cached
+
+    cached.check_config(cfg.cached_views, cfg.mask_prob, cfg.freeze_fraction)
     out.mkdir(parents=True, exist_ok=True)
     cache = training_cache(cfg)
     is_val = split_identities(cache.identity, cfg.val_identities, cfg.seed)
@@ -395,7 +274,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: int = 1) -> Path:
         if cfg.init:
             load_export_weights(embedder, cfg.init)
         backbone = embedder.get_layer("backbone").layers
-        for layer in backbone[: int(cfg.freeze_fraction * len(backbone))]:
+        frozen = int(cfg.freeze_fraction * len(backbone))
+        for layer in backbone[:frozen]:
             layer.trainable = False
         if pretrained:
             # Keep pretrained batch norms in inference mode: with small P×K batches their moving
@@ -404,8 +284,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: int = 1) -> Path:
             for layer in backbone + (embedder.layers if cfg.backbone == "sface" else []):
                 if isinstance(layer, keras.layers.BatchNormalization):
                     layer.trainable = False
-        trainer = make_trainer(embedder, cfg, strategy.num_replicas_in_sync)
-        trainer(np.zeros((1, cfg.input_size, cfg.input_size, 3), np.float32))  # build, for BackupAndRestore
+        # With cached views the trainer sees only the layers after the frozen ones (their weights are the embedder's).
+        front, student = cached.split(embedder, frozen) if cfg.cached_views else (None, embedder)
+        trainer = make_trainer(student, cfg, strategy.num_replicas_in_sync)
+        trainer(np.zeros((1, *student.input_shape[1:]), np.float32))  # build, for BackupAndRestore
         total = cfg.epochs * cfg.steps_per_epoch
         warmup = min(300, total // 4)
         schedule = keras.optimizers.schedules.CosineDecay(
@@ -415,14 +297,21 @@ def train(cfg: TrainConfig, resume: bool = False, progress: int = 1) -> Path:
     pairs = validation_pairs(val, cfg.val_pairs, cfg.seed)
     real = load_cache(cfg.real_masks) if cfg.real_masks else None
     history: list[dict] = []
+    if cfg.cached_views:
+        run_front = cached.FrontRunner(front)
+        views = cached.view_activations(run_front, tr, cfg, out / cached.VIEWS_FILE)
+        ds = cached.cached_dataset(views, labels.astype(np.int32), targets, cfg)
+    else:
+        ds = train_dataset(tr, labels.astype(np.int32), targets, cfg)
+
+    def embed(faces: np.ndarray) -> np.ndarray:
+        x = run_front(faces) if cfg.cached_views else faces
+        return student.predict(x.astype(np.float32), batch_size=128, verbose=0)
 
     class Validate(keras.callbacks.Callback):
         best = -1.0
 
         def on_epoch_end(self, epoch, logs=None):
-            def embed(f):
-                return embedder.predict(f.astype(np.float32), batch_size=128, verbose=0)
-
             m = pair_metrics(embed, val, pairs)
             if real is not None:
                 m["val_real_rank1"] = real_mask_rank1(embed, real)
@@ -444,7 +333,6 @@ def train(cfg: TrainConfig, resume: bool = False, progress: int = 1) -> Path:
         history[:] = json.loads((out / "history.json").read_text())
         callbacks[1].best = max(map(selection_score, history), default=-1.0)
     t0 = time.time()
-    ds = train_dataset(tr, labels.astype(np.int32), targets, cfg)
     trainer.fit(ds, epochs=cfg.epochs, steps_per_epoch=cfg.steps_per_epoch, callbacks=callbacks, verbose=progress)
     embedder.load_weights(out / "best.weights.h5")
     best = max(history, key=selection_score)
@@ -469,4 +357,6 @@ def train(cfg: TrainConfig, resume: bool = False, progress: int = 1) -> Path:
     import shutil
 
     shutil.rmtree(backup, ignore_errors=True)
+    for name in (cached.VIEWS_FILE, cached.VIEWS_CARD):  # kept only for --resume: gigabytes beside the export
+        (out / name).unlink(missing_ok=True)
     return out
