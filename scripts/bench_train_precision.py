@@ -24,7 +24,8 @@ def run(policy: str, backbone: str, steps: int, warmup: int) -> dict:
 
     keras.mixed_precision.set_global_policy(policy)
     from facerec.nets.model import build_model
-    from facerec.training.train import TrainConfig, make_trainer
+    from facerec.training.config import TrainConfig
+    from facerec.training.train import make_trainer
 
     cfg = TrainConfig(caches=[], out="", backbone=backbone)
     B = cfg.identities_per_batch * cfg.images_per_identity

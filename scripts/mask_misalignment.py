@@ -49,7 +49,8 @@ def _measure(job: tuple[int, list[str]]) -> list[np.ndarray]:
 
 
 def main() -> None:
-    from facerec.training.train import TrainConfig, training_cache
+    from facerec.training.config import TrainConfig
+    from facerec.training.train import training_cache
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cache", action="append", required=True, help="CACHE or CACHE:PEOPLE_FILE, as facerec-train")

@@ -8,7 +8,8 @@ import pytest
 
 from facerec.training.data import Item, Prepared, _write_shard, load_cache
 from facerec.training.batches import PKBatches, augmented_faces, tight_crop
-from facerec.training.train import TrainConfig, normalise_name, train, training_cache
+from facerec.training.config import TrainConfig
+from facerec.training.train import normalise_name, train, training_cache
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +168,8 @@ MIRRORED = r"""
 import sys, numpy as np, tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from facerec.training.train import TrainConfig, get_strategy, make_trainer
+from facerec.training.config import TrainConfig
+from facerec.training.train import get_strategy, make_trainer
 from facerec.nets.model import build_model
 import keras
 cfg = TrainConfig(caches=[], out="", backbone="tiny", input_size=32, embedding_dim=8, strategy="mirrored")

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 import facerec.cli.train as cli
-from facerec.training.train import TrainConfig
+from facerec.training.config import TrainConfig
 
 
 def test_every_config_field_is_an_option_with_help_and_its_default():

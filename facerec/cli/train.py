@@ -14,7 +14,8 @@ import click
 
 from facerec.cli._common import clean_errors, quiet_option
 from facerec.nets.model import BACKBONES
-from facerec.training.train import TrainConfig, train
+from facerec.training.config import TrainConfig
+from facerec.training.train import train
 
 PROG = "facerec-train"
 

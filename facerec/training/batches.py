@@ -3,15 +3,11 @@ the live `tf.data` pipeline that applies them every step (facerec/training/cache
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import cv2
 import numpy as np
 
+from facerec.training.config import TrainConfig
 from facerec.training.data import Cache
-
-if TYPE_CHECKING:
-    from facerec.training.train import TrainConfig
 
 
 class PKBatches:
@@ -77,6 +73,13 @@ def augmented_faces(cache: Cache, idx: np.ndarray, masked: np.ndarray, tight: np
     return faces
 
 
+def training_faces(cache: Cache, idx: np.ndarray, masked: np.ndarray, rng: np.random.Generator,
+                   cfg: TrainConfig) -> np.ndarray:
+    """`augmented_faces` with the run's settings: masks and framing as `cfg` asks, tight with `--tight-prob`."""
+    return augmented_faces(cache, idx, masked, rng.random(len(idx)) < cfg.tight_prob, rng, cfg.misalign_prob,
+                           cfg.photo_masks, cfg.photo_mask_prob)
+
+
 def augmenter(size: int, seed: int):
     """Flip, crop/scale jitter, colour and blur, as Keras / keras-cv preprocessing layers."""
     import keras
@@ -100,6 +103,13 @@ def augmenter(size: int, seed: int):
     )
 
 
+def augmented_pixels(aug, faces):
+    """`aug` (the `augmenter`) on a batch of uint8 faces, as float pixels kept within 0..255."""
+    import tensorflow as tf
+
+    return tf.clip_by_value(aug(tf.cast(faces, tf.float32), training=True), 0.0, 255.0)
+
+
 def batch_targets(targets: np.ndarray | None, idx: np.ndarray, B: int) -> tuple[np.ndarray, np.ndarray]:
     """The batch's teacher targets [B,T,128] and weights [B,T] (0 where a teacher found no face, or none)."""
     if targets is None:
@@ -108,34 +118,32 @@ def batch_targets(targets: np.ndarray | None, idx: np.ndarray, B: int) -> tuple[
     return np.nan_to_num(t).astype(np.float32), np.isfinite(t).all(axis=2).astype(np.float32)
 
 
+def target_specs(targets: np.ndarray | None, B: int) -> tuple:
+    """The `tf.TensorSpec`s of what `batch_targets` yields."""
+    import tensorflow as tf
+
+    T, dim = (1, 128) if targets is None else targets.shape[1:]
+    return tf.TensorSpec((B, T, dim), tf.float32), tf.TensorSpec((B, T), tf.float32)
+
+
 def train_dataset(cache: Cache, labels: np.ndarray, targets: np.ndarray | None, cfg: TrainConfig):
     """tf.data over P×K batches: (float faces, {label, target [B,T,128], weight [B,T]}), T teachers."""
     import tensorflow as tf
 
     sampler = PKBatches(labels, cfg.identities_per_batch, cfg.images_per_identity, cfg.mask_prob, cfg.seed)
     rng = np.random.default_rng(cfg.seed + 1)
-    T = 1 if targets is None else targets.shape[1]
-    dim = 128 if targets is None else targets.shape[2]
-    B = sampler.P * sampler.K
-    S = cfg.input_size
+    B, S = sampler.P * sampler.K, cfg.input_size
 
     def gen():
         for idx, masked in sampler:
-            faces = augmented_faces(cache, idx, masked, rng.random(len(idx)) < cfg.tight_prob, rng, cfg.misalign_prob,
-                                    cfg.photo_masks, cfg.photo_mask_prob)
+            faces = training_faces(cache, idx, masked, rng, cfg)
             yield faces, labels[idx].astype(np.int32), *batch_targets(targets, idx, B)
 
-    spec = (
-        tf.TensorSpec((B, S, S, 3), tf.uint8),
-        tf.TensorSpec((B,), tf.int32),
-        tf.TensorSpec((B, T, dim), tf.float32),
-        tf.TensorSpec((B, T), tf.float32),
-    )
+    spec = (tf.TensorSpec((B, S, S, 3), tf.uint8), tf.TensorSpec((B,), tf.int32), *target_specs(targets, B))
     aug = augmenter(S, cfg.seed)
 
     def to_inputs(faces, lab, t, w):
-        x = aug(tf.cast(faces, tf.float32), training=True)
-        return tf.clip_by_value(x, 0.0, 255.0), {"label": lab, "target": t, "weight": w}
+        return augmented_pixels(aug, faces), {"label": lab, "target": t, "weight": w}
 
     ds = tf.data.Dataset.from_generator(gen, output_signature=spec)
     return ds.map(to_inputs, num_parallel_calls=2).prefetch(2)

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from facerec.training.batches import PKBatches, augmented_faces, augmenter, batch_targets
+from facerec.training.batches import PKBatches, augmented_pixels, augmenter, batch_targets, target_specs, training_faces
+from facerec.training.config import TrainConfig
 from facerec.training.data import Cache
 
 VIEWS_FILE, VIEWS_CARD = "views.npy", "views.json"
@@ -81,10 +82,9 @@ class FrontRunner:
         return out
 
 
-def view_activations(front: FrontRunner, cache: Cache, cfg, path: Path) -> np.ndarray:
+def view_activations(front: FrontRunner, cache: Cache, cfg: TrainConfig, path: Path) -> np.ndarray:
     """[V, N, ...] float16 activations of V augmented views of each face of `cache` (view 0 unmasked),
     memory-mapped from `path`; a file made for the same faces and settings is reused (--resume)."""
-
     V, N = cfg.cached_views, len(cache)
     card = {"views": V, "faces": N, "shape": list(front.shape), "seed": cfg.seed, "tight_prob": cfg.tight_prob,
             "misalign_prob": cfg.misalign_prob, "photo_masks": cfg.photo_masks, "photo_mask_prob": cfg.photo_mask_prob,
@@ -99,9 +99,8 @@ def view_activations(front: FrontRunner, cache: Cache, cfg, path: Path) -> np.nd
     for v in range(V):
         for s in range(0, N, 256):
             idx = np.arange(s, min(N, s + 256))
-            faces = augmented_faces(cache, idx, np.full(len(idx), v > 0), rng.random(len(idx)) < cfg.tight_prob, rng,
-                                    cfg.misalign_prob, cfg.photo_masks, cfg.photo_mask_prob)
-            views[v, idx] = front(np.clip(np.asarray(aug(faces.astype(np.float32), training=True)), 0, 255))
+            faces = training_faces(cache, idx, np.full(len(idx), v > 0), rng, cfg)
+            views[v, idx] = front(np.asarray(augmented_pixels(aug, faces)))
     views.flush()
     del views
     os.replace(tmp, path)
@@ -109,7 +108,7 @@ def view_activations(front: FrontRunner, cache: Cache, cfg, path: Path) -> np.nd
     return np.load(path, mmap_mode="r")
 
 
-def cached_dataset(views: np.ndarray, labels: np.ndarray, targets: np.ndarray | None, cfg):
+def cached_dataset(views: np.ndarray, labels: np.ndarray, targets: np.ndarray | None, cfg: TrainConfig):
     """tf.data over P×K batches of cached views: a masked view (1..V-1) where the sampler masks, else view 0."""
     import tensorflow as tf
 
@@ -123,8 +122,6 @@ def cached_dataset(views: np.ndarray, labels: np.ndarray, targets: np.ndarray | 
             yield (views[view, idx].astype(np.float32), labels[idx].astype(np.int32),
                    *batch_targets(targets, idx, B))
 
-    T, dim = (1, 128) if targets is None else targets.shape[1:]
-    spec = (tf.TensorSpec((B,) + views.shape[2:], tf.float32), tf.TensorSpec((B,), tf.int32),
-            tf.TensorSpec((B, T, dim), tf.float32), tf.TensorSpec((B, T), tf.float32))
+    spec = (tf.TensorSpec((B,) + views.shape[2:], tf.float32), tf.TensorSpec((B,), tf.int32), *target_specs(targets, B))
     ds = tf.data.Dataset.from_generator(gen, output_signature=spec)
     return ds.map(lambda x, lab, t, w: (x, {"label": lab, "target": t, "weight": w})).prefetch(2)
