@@ -256,6 +256,25 @@ def test_cached_views_train_only_the_layers_after_the_frozen_ones(fake_cache, tm
     assert not (Path(again.out) / "views.npy").exists()  # gigabytes, kept only while a run can be resumed
 
 
+def test_the_front_runs_once_per_set_of_validation_faces():
+    from facerec.nets.model import build_model
+    from facerec.training.cached import FrontRunner, split
+
+    embedder = build_model("tiny", 48, 16, weights=None)
+    runner = FrontRunner(split(embedder, 5)[0])
+    calls = []
+    net = runner.net
+    runner.net = lambda x: calls.append(len(x)) or net(x)
+    faces = np.random.default_rng(0).integers(0, 256, (5, 48, 48, 3), dtype=np.uint8)
+    first = runner.once(faces)
+    assert np.array_equal(first, runner(faces)) and calls == [5, 5]
+    assert np.array_equal(runner.once(faces.copy()), first) and calls == [5, 5]  # same faces: remembered
+    other = faces.copy()
+    other[0, 0, 0, 0] ^= 1
+    runner.once(other)
+    assert calls == [5, 5, 5]
+
+
 def test_cached_batches_draw_masked_views_where_the_sampler_masks():
     from facerec.training.cached import cached_dataset
 

@@ -271,7 +271,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: int = 1) -> Path:
         ds = train_dataset(tr, labels.astype(np.int32), targets, cfg)
 
     def embed(faces: np.ndarray) -> np.ndarray:
-        x = run_front(faces) if cfg.cached_views else faces
+        x = run_front.once(faces) if cfg.cached_views else faces
         return student.predict(x.astype(np.float32), batch_size=128, verbose=0)
 
     class Validate(keras.callbacks.Callback):
