@@ -80,7 +80,7 @@ def training_faces(cache: Cache, idx: np.ndarray, masked: np.ndarray, rng: np.ra
                            cfg.photo_masks, cfg.photo_mask_prob)
 
 
-def augmenter(size: int, seed: int):
+def augmenter(seed: int):
     """Flip, crop/scale jitter, colour and blur, as Keras / keras-cv preprocessing layers."""
     import keras
 
@@ -140,7 +140,7 @@ def train_dataset(cache: Cache, labels: np.ndarray, targets: np.ndarray | None, 
             yield faces, labels[idx].astype(np.int32), *batch_targets(targets, idx, B)
 
     spec = (tf.TensorSpec((B, S, S, 3), tf.uint8), tf.TensorSpec((B,), tf.int32), *target_specs(targets, B))
-    aug = augmenter(S, cfg.seed)
+    aug = augmenter(cfg.seed)
 
     def to_inputs(faces, lab, t, w):
         return augmented_pixels(aug, faces), {"label": lab, "target": t, "weight": w}

@@ -105,7 +105,7 @@ def view_activations(front: FrontRunner, cache: Cache, cfg: TrainConfig, path: P
     print(f"caching {V} views of {N} faces ({V * N * int(np.prod(front.shape)) * 2 / 2**30:.1f} GiB)", file=sys.stderr)
     tmp = path.with_suffix(".tmp.npy")
     views = np.lib.format.open_memmap(tmp, "w+", np.float16, (V, N) + front.shape)
-    aug, rng = augmenter(cfg.input_size, cfg.seed), np.random.default_rng(cfg.seed + 2)
+    aug, rng = augmenter(cfg.seed), np.random.default_rng(cfg.seed + 2)
     for v in range(V):
         for s in range(0, N, 256):
             idx = np.arange(s, min(N, s + 256))
