@@ -3,11 +3,17 @@ the live `tf.data` pipeline that applies them every step (facerec/training/cache
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import cv2
 import numpy as np
 
 from facerec.training.config import TrainConfig
 from facerec.training.data import Cache
+
+if TYPE_CHECKING:  # imported where used: TensorFlow starts only when training does
+    import keras
+    import tensorflow as tf
 
 
 class PKBatches:
@@ -17,6 +23,11 @@ class PKBatches:
         self.groups = [np.where(labels == lab)[0] for lab in np.unique(labels)]
         self.P, self.K, self.mask_prob = min(P, len(self.groups)), K, mask_prob
         self.rng = np.random.default_rng(seed)
+
+    @classmethod
+    def for_run(cls, labels: np.ndarray, cfg: TrainConfig) -> PKBatches:
+        """The sampler a training run's `cfg` asks for."""
+        return cls(labels, cfg.identities_per_batch, cfg.images_per_identity, cfg.mask_prob, cfg.seed)
 
     def __iter__(self):
         while True:
@@ -80,7 +91,7 @@ def training_faces(cache: Cache, idx: np.ndarray, masked: np.ndarray, rng: np.ra
                            cfg.photo_masks, cfg.photo_mask_prob)
 
 
-def augmenter(seed: int):
+def augmenter(seed: int) -> keras.Sequential:
     """Flip, crop/scale jitter, colour and blur, as Keras / keras-cv preprocessing layers."""
     import keras
 
@@ -103,7 +114,7 @@ def augmenter(seed: int):
     )
 
 
-def augmented_pixels(aug, faces):
+def augmented_pixels(aug: keras.Sequential, faces: np.ndarray | tf.Tensor) -> tf.Tensor:
     """`aug` (the `augmenter`) on a batch of uint8 faces, as float pixels kept within 0..255."""
     import tensorflow as tf
 
@@ -130,7 +141,7 @@ def train_dataset(cache: Cache, labels: np.ndarray, targets: np.ndarray | None, 
     """tf.data over P×K batches: (float faces, {label, target [B,T,128], weight [B,T]}), T teachers."""
     import tensorflow as tf
 
-    sampler = PKBatches(labels, cfg.identities_per_batch, cfg.images_per_identity, cfg.mask_prob, cfg.seed)
+    sampler = PKBatches.for_run(labels, cfg)
     rng = np.random.default_rng(cfg.seed + 1)
     B, S = sampler.P * sampler.K, cfg.input_size
 

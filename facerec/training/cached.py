@@ -122,7 +122,7 @@ def cached_dataset(views: np.ndarray, labels: np.ndarray, targets: np.ndarray | 
     """tf.data over P×K batches of cached views: a masked view (1..V-1) where the sampler masks, else view 0."""
     import tensorflow as tf
 
-    sampler = PKBatches(labels, cfg.identities_per_batch, cfg.images_per_identity, cfg.mask_prob, cfg.seed)
+    sampler = PKBatches.for_run(labels, cfg)
     rng = np.random.default_rng(cfg.seed + 1)
     V, B = views.shape[0], sampler.P * sampler.K
 
