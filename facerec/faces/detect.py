@@ -23,8 +23,9 @@ which MediaPipe and the mesh miss: then YuNet's keypoints where the mesh fails);
 still counts where MediaPipe finds it on a crop, the mesh fits and the mask-presence CNN calls it masked
 (masks are what YuNet scores low on). Faces YuNet barely sees there (seeds, scored under YUNET_DOUBTFUL: tight
 masked crops of 60-100 px on a 12 MP photo) are looked at again, all in one YuNet run on a mosaic of tiles where
-each is 2.5 times larger, and count where MediaPipe and the mesh confirm them on a crop.
-MediaPipe's faces come first and keep their boxes (on a larger photo, one far wider
+each is 2.5 times larger, and count where MediaPipe and the mesh confirm them on a crop. Tight masked faces
+YuNet does not box at all, the Ultra-Light detector (`facerec.faces.ulfd`) boxes on the same view; its candidates
+are confirmed alike. MediaPipe's faces come first and keep their boxes (on a larger photo, one far wider
 than its mesh is looked for again around the mesh), so LFW-size photos (one pass,
 YuNet not run) detect exactly as before. Measured on pasted-face canvases:
 scripts/bench_detect.py, docs/evaluation.md#detection.
@@ -93,6 +94,15 @@ SEED_TILE = 160
 SEED_CROP = 2.5
 SEED_RESCORE = 0.3
 _MOSAIC_COLUMNS = 8
+# The Ultra-Light detector (`facerec.faces.ulfd`, trained on WIDER FACE) on the same view boxes tight masked crops
+# that YuNet does not box at all, scored 0.8-1.0 and the most confident candidate of their photo. Its boxes from
+# ULFD_SCORE up, at least YUNET_MIN_PX wide there, the MAX_ULFD most confident of a photo not where a face was
+# found, count where MediaPipe finds them on a crop (MASKED_CONFIRM_SCORE up) or YuNet re-scores them YUNET_RESCORE
+# up, with a mesh that fits. Chosen on bench_detect seeds 1 and 2 (296 canvases): +4 faces >= 60 px, +2 grid faces,
+# +1 false face; also keeping a box scored 0.9 up where the mesh alone fits it: +5, +2, +3 (and a floral "face" on an
+# empty seed-0 canvas).
+ULFD_SCORE = 0.3
+MAX_ULFD = 8
 # Faces YuNet finds where neither the mesh nor MediaPipe does are kept when YuNet scores them at least
 # YUNET_RESCORE on a crop of _RESCORE_CROP x the face, the face RESCORE_FACE_PX wide there (chosen on
 # scripts/bench_detect.py --seed 1; seed 0 is the figure of record).
@@ -120,14 +130,20 @@ class FaceDetector:
 
     def __init__(self, min_score: float = 0.5, multiscale: bool = True):
         """`multiscale` searches large photos with YuNet too, when its weights are there (`facerec-data
-        fetch-yunet`; without them large photos get MediaPipe alone, and `smallest_face` says so)."""
+        fetch-yunet`; without them large photos get MediaPipe alone, and `smallest_face` says so), and with the
+        Ultra-Light detector beside it when its weights are there too (`facerec-data fetch-ulfd`)."""
         from facerec.weights import WeightsUnavailable
+        from facerec.faces.ulfd import Ulfd
         from facerec.faces.yunet import YuNet
 
         try:
             self._yunet = YuNet(min_score=YUNET_SEED) if multiscale else None
         except WeightsUnavailable:
             self._yunet = None
+        try:
+            self._ulfd = Ulfd(min_score=ULFD_SCORE) if self._yunet is not None else None
+        except WeightsUnavailable:
+            self._ulfd = None
         with native_stderr_silenced():
             mp = import_mediapipe()
             self._detectors = [
@@ -226,7 +242,29 @@ class FaceDetector:
         seeds = np.flatnonzero(seeds)[np.argsort(-score[seeds], kind="stable")][:4 * MAX_SEEDS]
         # The mosaic at most as large as YuNet's view of the photo: it at most doubles YuNet's time.
         limit = min(MAX_SEEDS, small.shape[0] * small.shape[1] // SEED_TILE**2)
-        return faces + self._seeded(image, _distinct(_yunet_faces(rows[seeds])), known + faces, limit)
+        faces += self._seeded(image, _distinct(_yunet_faces(rows[seeds])), known + faces, limit)
+        return faces if self._ulfd is None else faces + self._ultralight(image, small, scale, known + faces)
+
+    def _ultralight(self, image: np.ndarray, small: np.ndarray, scale: float, known: list[Face]) -> list[Face]:
+        """The Ultra-Light detector's faces on `small` (the photo shrunk by `scale`; the MAX_ULFD most confident not
+        where `known` are, YUNET_MIN_PX wide there) that MediaPipe finds on a crop (MASKED_CONFIRM_SCORE up) or YuNet
+        re-scores YUNET_RESCORE up (`_rescore`), with a mesh that fits: then with the mesh's keypoints."""
+        found: list[Face] = []
+        tried = 0
+        for row in self._ulfd.detect(small):
+            box = row[:4] / np.float32(scale)
+            if row[2] < YUNET_MIN_PX or _same_place(box, [k.box for k in known + found]):
+                continue
+            tried += 1
+            if tried > MAX_ULFD:
+                break
+            meshed = self._confirmed_mesh(image, box, MASKED_CONFIRM_SCORE)
+            if meshed is None:
+                rescored = self._rescore(image, box)
+                meshed = None if rescored is None else self._fitting_mesh(image, rescored)
+            if meshed is not None and not _same_place(meshed.box, [k.box for k in known + found]):
+                found.append(meshed)
+        return found
 
     def _seeded(self, image: np.ndarray, seeds: list[Face], known: list[Face], limit: int) -> list[Face]:
         """The faces at YuNet's seeds (the `limit` most confident not where `known` are) that YuNet finds again
