@@ -95,7 +95,7 @@ SEED_CROP = 2.5
 SEED_RESCORE = 0.3
 _MOSAIC_COLUMNS = 8
 # The Ultra-Light detector (`facerec.faces.ulfd`, trained on WIDER FACE) on the same view boxes tight masked crops
-# that YuNet does not box at all, scored 0.8-1.0 and the most confident candidate of their photo. Its boxes from
+# that YuNet does not box at all, scored 0.78-1.0 and the most confident candidate of their photo. Its boxes from
 # ULFD_SCORE up, at least YUNET_MIN_PX wide there, the MAX_ULFD most confident of a photo not where a face was
 # found, count where MediaPipe finds them on a crop (MASKED_CONFIRM_SCORE up) or YuNet re-scores them YUNET_RESCORE
 # up, with a mesh that fits. Chosen on bench_detect seeds 1 and 2 (296 canvases): +4 faces >= 60 px, +2 grid faces,

