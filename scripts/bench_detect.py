@@ -249,7 +249,7 @@ def main() -> None:
     canvases, missing = build(root, det, args.canvases, args.grids, args.empty, args.seed)
     det.detect(canvases[0].image)  # warm-up
     by_size, by_kind, grids, by_both = (defaultdict(lambda: [0, 0]) for _ in range(4))
-    false, bystanders, start, timing = [], [], time.perf_counter(), defaultdict(list)
+    false, bystanders, start, timing, each_grid = [], [], time.perf_counter(), defaultdict(list), defaultdict(list)
     for c in canvases:
         t = time.perf_counter()
         faces = det.detect(c.image)
@@ -257,6 +257,8 @@ def main() -> None:
         found, on_bystander, fp = score(c, [f.box for f in faces])
         false.append(fp)
         bystanders.append(on_bystander)
+        if c.name.startswith("grid"):  # the bars are per grid: 11 of 12, 46 of 48
+            each_grid[c.name.rsplit("-", 1)[0]].append(int(sum(found)))
         for b, k, ok in zip(c.boxes, c.kinds, found):
             target = grids[c.name.rsplit("-", 1)[0]] if c.name.startswith("grid") else None
             width = int(round(b[2] / 10) * 10)
@@ -275,6 +277,7 @@ def main() -> None:
         "slowest_seconds": {k: float(np.max(v)) for k, v in timing.items()},
         "recall_60px_up": [sum(v[0] for v in big), sum(v[1] for v in big)],
         "grids": dict(grids),
+        "grid_found_each": dict(each_grid),
         "false_faces_per_canvas": float(np.mean(false)),
         "bystanders_found": int(sum(bystanders)),
         "false_faces_on_empty": int(sum(f for c, f in zip(canvases, false) if c.name.startswith("empty"))),
@@ -297,7 +300,7 @@ def main() -> None:
     a, n = result["recall_60px_up"]
     print(f"faces >= 60 px: {a}/{n} = {100 * a / max(n, 1):.1f} %")
     for k, (a, n) in grids.items():
-        print(f"{k}: {a}/{n}")
+        print(f"{k}: {a}/{n} (each grid: {', '.join(map(str, each_grid[k]))} of {n // len(each_grid[k])})")
     print(f"false faces per canvas: {result['false_faces_per_canvas']:.3f} "
           f"({result['false_faces_on_empty']} on the {args.empty} empty canvases; "
           f"{result['bystanders_found']} detections on bystanders of LFW photos, not counted); "
