@@ -172,10 +172,11 @@ def test_nothing_findable_gives_no_face(detector, lfw_photo):
         assert detector.detect(image) == []
 
 
-@pytest.mark.parametrize("seed, size", [(4, (640, 480)), (5, (1920, 1440)), (9, (1920, 1440))])
+@pytest.mark.parametrize("seed, size", [(4, (640, 480)), (5, (1920, 1440)), (9, (1920, 1440)), (31, (1920, 1440))])
 def test_colour_noise_gives_no_face(detector, seed, size):
-    """Low-frequency colour noise, bench_detect's "noise" background: on these the padded retries found a "face"
-    300-1,570 px wide that the mesh fitted, which YuNet does not see on a crop (RETRY_RESCORE)."""
+    """Low-frequency colour noise, bench_detect's "noise" background: on these MediaPipe found a "face" 300-1,570 px
+    wide that the mesh fitted (the padded retries on the first three, its first pass on the last), which YuNet does
+    not see on a crop (YUNET_SEES)."""
     _yunet_or_skip()
     rng = np.random.default_rng(seed)
     blobs = rng.uniform(0, 255, (int(rng.integers(3, 12)), int(rng.integers(3, 12)), 3)).astype(np.float32)
@@ -183,27 +184,30 @@ def test_colour_noise_gives_no_face(detector, seed, size):
     assert detector.detect(image) == []
 
 
-@pytest.mark.parametrize("seen, kept", [(True, 1), (False, 0)])
-def test_a_face_only_the_retries_find_on_a_large_photo_counts_where_yunet_sees_it(detector, monkeypatch, seen, kept):
-    """On a photo larger than SINGLE_PASS_SIDE a face the padded retries alone find is looked at by YuNet on a
-    crop (`_rescore`, from RETRY_RESCORE up) and dropped where YuNet sees nothing there."""
-    from facerec.faces.detect import RETRY_RESCORE
+@pytest.mark.parametrize("padded", [False, True])
+@pytest.mark.parametrize("seen", [True, False])
+def test_a_mediapipe_face_on_a_large_photo_counts_where_yunet_sees_it(detector, monkeypatch, padded, seen):
+    """On a photo larger than SINGLE_PASS_SIDE a MediaPipe face the mesh fits, of the first pass or of the padded
+    retries, is looked at by YuNet on a crop (`_rescore`, from YUNET_SEES up) and dropped where YuNet sees nothing
+    there (colour noise gave such faces)."""
+    from facerec.faces.detect import YUNET_SEES
 
-    face = Face(box=np.array([100, 40, 400, 400], np.float32), score=0.55, keypoints=np.zeros((5, 2), np.float32))
+    face = _meshed_face((100, 40, 400, 400), 0.55)
     asked = []
     monkeypatch.setattr(detector, "_yunet", _ScriptedYuNet([], 0.0, 0.0))
-    monkeypatch.setattr(detector, "_detect", lambda image, model, pad, grey: [face] if pad else [])
-    monkeypatch.setattr(detector, "_meshed", lambda image, faces: faces)
-    monkeypatch.setattr(detector, "_rescore", lambda image, box, min_score: asked.append(min_score) or
+    monkeypatch.setitem(detector.__dict__, "_ulfd", None)
+    monkeypatch.setattr(detector, "_detect", lambda image, model, pad, grey: [face] if bool(pad) == padded else [])
+    monkeypatch.setattr(detector, "_refine", lambda image, f: f)
+    monkeypatch.setattr(detector, "_rescore", lambda image, box, min_score=0.8: asked.append(min_score) or
                         (face if seen else None))
-    assert len(detector.detect(_canvas((640, 480), 11))) == kept
-    assert asked and asked[0] == RETRY_RESCORE
+    assert len(detector.detect(_canvas((640, 480), 11))) == int(seen)
+    assert YUNET_SEES in asked
 
 
 def test_tight_masked_crops_on_larger_photos_are_still_found(detector, data_dir):
     """The first 60 RMFRD masked crops (sorted), each upscaled to 600 px wide with no margin: a photo larger than
     SINGLE_PASS_SIDE whose face fills it. 56 are found at once, 3 by the padded retries (YuNet's re-score 0.09-0.86,
-    above RETRY_RESCORE), 1 not at all (2026-12-04)."""
+    above YUNET_SEES), 1 not at all (2026-12-04)."""
     _yunet_or_skip()
     rows = sorted((r for r in csv.DictReader(open(data_dir / "rmfrd" / "manifest.csv")) if r["masked"] == "1"),
                   key=lambda r: r["path"])[:60]
@@ -329,6 +333,7 @@ def test_one_face_boxed_twice_on_a_large_photo_is_one_face(detector, monkeypatch
              _meshed_face((3100, 500, 120, 120), 0.8)]
     monkeypatch.setattr(detector, "_refine", lambda image, f: f)
     monkeypatch.setattr(detector, "_snug", lambda image, f: f)
+    monkeypatch.setattr(detector, "_rescore", lambda image, box, min_score=0.8: faces[0])  # YuNet sees each
     kept = detector._meshed(np.zeros((3000, 4000, 3), np.uint8), faces)
     assert sorted(f.score for f in kept) == [0.70, 0.8]
 

@@ -10,8 +10,8 @@ masked crops that black padding misses; on a photo over YUNET_SIDE, its shrunk c
 padded) before giving up. On a photo larger than
 SINGLE_PASS_SIDE a face counts only where the mesh finds it too, about as wide
 as its box (else patterned backgrounds gave faces, and a smooth photo a "face" as
-large as itself), and one only the retries find where YuNet sees it too on a crop
-(colour-noise photos gave such "faces" that the mesh fitted).
+large as itself), and where YuNet sees it too on a crop (colour-noise photos gave
+"faces" that the mesh fitted).
 
 MediaPipe's detectors see the whole photo shrunk to 128/192 px, so a face under
 ~10 % of the photo's width vanishes. A photo larger than SINGLE_PASS_SIDE is
@@ -60,11 +60,12 @@ _MESH_INPUT = 256
 # When neither model finds a face on the photo itself: (model_selection, padding as a fraction of the
 # longer side, padding grey level), tried in order until one finds a face; measured on RMFRD's masked crops.
 _RETRIES = ((0, 0.35, 128), (0, 0.35, 0), (0, 0.2, 128), (0, 0.6, 128), (0, 0.1, 128))
-# On a photo larger than SINGLE_PASS_SIDE (with YuNet), a face only the padded retries find counts where YuNet sees it
-# too, RETRY_RESCORE up, on the crop `_rescore` gives it: tight crops upscaled to 450-1200 px that needed the
-# retries scored 0.57-0.91 there (14 of 200 RMFRD masked crops) and 0.09-0.89 (5 of 100 LFW crops cut at the
-# face box), the "faces" the retries gave noise canvases with no face 0.03 or no box (3 on bench_detect seeds 6-8).
-RETRY_RESCORE = 0.05
+# On a photo larger than SINGLE_PASS_SIDE (with YuNet), a MediaPipe face, of its first pass or of the padded retries,
+# counts only where YuNet sees it too, YUNET_SEES up, on the crop `_rescore` gives it: colour noise gave "faces" the
+# mesh fitted (the retries' on 3 canvases of bench_detect seeds 6-8: no box there or 0.03), where tight crops upscaled
+# to 450-1200 px that needed the retries scored 0.57-0.91 (14 of 200 RMFRD masked crops) and 0.09-0.89 (5 of 100 LFW
+# crops cut at the face box); seeds 1, 2, 6, 7 and 8 lost no face to it.
+YUNET_SEES = 0.05
 # Photos whose longer side is at most this are searched by MediaPipe alone (it sees faces down to ~40 px
 # there; LFW's 250 px photos pay nothing more); larger ones by YuNet too.
 SINGLE_PASS_SIDE = 400
@@ -198,8 +199,6 @@ class FaceDetector:
                 if faces:
                     break
                 faces = self._meshed(image, [_rescaled(f, 1 / scale) for f in self._detect(small, model, pad, grey)])
-                if self._yunet is not None and max(image.shape[:2]) > SINGLE_PASS_SIDE:  # no phantom on noise
-                    faces = [f for f in faces if self._rescore(image, f.box, RETRY_RESCORE) is not None]
         return sorted(faces, key=lambda f: prominence(f.box, image.shape), reverse=True)
 
     def _meshed(self, image: np.ndarray, faces: list[Face]) -> list[Face]:
@@ -210,9 +209,12 @@ class FaceDetector:
         faces = [self._refine(image, f) for f in faces]
         if max(image.shape[:2]) <= SINGLE_PASS_SIDE:
             return faces
+        faces = [self._snug(image, f) for f in faces if f.mesh is not None and _mesh_fits(f.mesh, f.box)]
+        if self._yunet is not None:
+            faces = [f for f in faces if self._rescore(image, f.box, YUNET_SEES) is not None]
         # One face per place among boxes of about its width: the two models' boxes of one face overlapped under
         # _merge's IoU (one inside the other), and a box looked for again around its mesh may join another's.
-        return _distinct([self._snug(image, f) for f in faces if f.mesh is not None and _mesh_fits(f.mesh, f.box)])
+        return _distinct(faces)
 
     def _snug(self, image: np.ndarray, face: Face) -> Face:
         """`face`, or where its mesh is narrower than _SNUG_MESH x its box (MediaPipe on the shrunk photo gave a
