@@ -7,9 +7,11 @@ the pairsDevTest people (unmasked, and with a synthetic mask: `facerec.evaluatio
 crops (real masks, and the same people unmasked; a detection benchmark, nothing is trained or chosen on
 it). Each source's known box is the main face our detector finds on the source photo itself (LFW and
 RMFRD sized photos: one pass, the detection this benchmark does not question), scaled with it; a
-source with no face found there, or an RMFRD crop (the face fills it) whose box is under 0.4 of its
-width (a part of the face), is left out (counted). LFW sources are pasted as a crop of twice the
-box around the face (the subject, not the bystanders some LFW photos hold), RMFRD crops whole.
+source with no face found there, or an RMFRD crop (the face fills it) whose box is under 0.6 of its
+width, is left out (counted): such a box is a part of the face (one eye and a cheek, 0.4-0.6 of the width,
+where the whole face found on a canvas counted as a miss and a false face; 98 % of masked crops' boxes are
+0.66-1.07 of their width). LFW sources are pasted as a crop of twice the box around the face (the
+subject, not the bystanders some LFW photos hold), RMFRD crops whole.
 
 The declared, seeded set (nothing chosen because it is found):
 - `scattered`: `--canvases` canvases, sizes cycling 640×480, 1280×960, 1920×1440, 4000×3000, each with
@@ -92,7 +94,7 @@ def sources(root: Path, det: FaceDetector, per_kind: int, rng: np.random.Generat
                 missing[kind] += 1
                 continue
             box = faces[0].box.astype(np.float64)
-            if box[2] < 0.4 * image.shape[1] and kind.startswith("rmfrd"):  # a part of the face, not a known box
+            if box[2] < 0.6 * image.shape[1] and kind.startswith("rmfrd"):  # a part of the face, not a known box
                 missing[kind] += 1
                 continue
             others = []
@@ -249,7 +251,7 @@ def main() -> None:
     canvases, missing = build(root, det, args.canvases, args.grids, args.empty, args.seed)
     det.detect(canvases[0].image)  # warm-up
     by_size, by_kind, grids, by_both = (defaultdict(lambda: [0, 0]) for _ in range(4))
-    false, bystanders, start, timing = [], [], time.perf_counter(), defaultdict(list)
+    false, bystanders, start, timing, each_grid = [], [], time.perf_counter(), defaultdict(list), defaultdict(list)
     for c in canvases:
         t = time.perf_counter()
         faces = det.detect(c.image)
@@ -257,6 +259,8 @@ def main() -> None:
         found, on_bystander, fp = score(c, [f.box for f in faces])
         false.append(fp)
         bystanders.append(on_bystander)
+        if c.name.startswith("grid"):  # the bars are per grid: 11 of 12, 46 of 48
+            each_grid[c.name.rsplit("-", 1)[0]].append(int(sum(found)))
         for b, k, ok in zip(c.boxes, c.kinds, found):
             target = grids[c.name.rsplit("-", 1)[0]] if c.name.startswith("grid") else None
             width = int(round(b[2] / 10) * 10)
@@ -275,6 +279,7 @@ def main() -> None:
         "slowest_seconds": {k: float(np.max(v)) for k, v in timing.items()},
         "recall_60px_up": [sum(v[0] for v in big), sum(v[1] for v in big)],
         "grids": dict(grids),
+        "grid_found_each": dict(each_grid),
         "false_faces_per_canvas": float(np.mean(false)),
         "bystanders_found": int(sum(bystanders)),
         "false_faces_on_empty": int(sum(f for c, f in zip(canvases, false) if c.name.startswith("empty"))),
@@ -297,7 +302,7 @@ def main() -> None:
     a, n = result["recall_60px_up"]
     print(f"faces >= 60 px: {a}/{n} = {100 * a / max(n, 1):.1f} %")
     for k, (a, n) in grids.items():
-        print(f"{k}: {a}/{n}")
+        print(f"{k}: {a}/{n} (each grid: {', '.join(map(str, each_grid[k]))} of {n // len(each_grid[k])})")
     print(f"false faces per canvas: {result['false_faces_per_canvas']:.3f} "
           f"({result['false_faces_on_empty']} on the {args.empty} empty canvases; "
           f"{result['bystanders_found']} detections on bystanders of LFW photos, not counted); "

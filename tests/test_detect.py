@@ -1,5 +1,6 @@
 import csv
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -171,6 +172,53 @@ def test_nothing_findable_gives_no_face(detector, lfw_photo):
         assert detector.detect(image) == []
 
 
+@pytest.mark.parametrize("seed, size", [(4, (640, 480)), (5, (1920, 1440)), (9, (1920, 1440)), (31, (1920, 1440))])
+def test_colour_noise_gives_no_face(detector, seed, size):
+    """Low-frequency colour noise, bench_detect's "noise" background: on these MediaPipe found a "face" 300-1,570 px
+    wide that the mesh fitted (the padded retries on the first three, its first pass on the last), which YuNet does
+    not see on a crop (YUNET_SEES)."""
+    _yunet_or_skip()
+    rng = np.random.default_rng(seed)
+    blobs = rng.uniform(0, 255, (int(rng.integers(3, 12)), int(rng.integers(3, 12)), 3)).astype(np.float32)
+    image = np.clip(cv2.resize(blobs, size, interpolation=cv2.INTER_CUBIC), 0, 255).astype(np.uint8)
+    assert detector.detect(image) == []
+
+
+@pytest.mark.parametrize("padded", [False, True])
+@pytest.mark.parametrize("seen", [True, False])
+def test_a_mediapipe_face_on_a_large_photo_counts_where_yunet_sees_it(detector, monkeypatch, padded, seen):
+    """On a photo larger than SINGLE_PASS_SIDE a MediaPipe face the mesh fits, of the first pass or of the padded
+    retries, is looked at by YuNet on a crop (`_rescore`, from YUNET_SEES up) and dropped where YuNet sees nothing
+    there (colour noise gave such faces)."""
+    from facerec.faces.detect import YUNET_SEES
+
+    face = _meshed_face((100, 40, 400, 400), 0.55)
+    asked = []
+    monkeypatch.setattr(detector, "_yunet", _ScriptedYuNet([], 0.0, 0.0))
+    monkeypatch.setitem(detector.__dict__, "_ulfd", None)
+    monkeypatch.setattr(detector, "_detect", lambda image, model, pad, grey: [face] if bool(pad) == padded else [])
+    monkeypatch.setattr(detector, "_refine", lambda image, f: f)
+    monkeypatch.setattr(detector, "_rescore", lambda image, box, min_score=0.8: asked.append(min_score) or
+                        (face if seen else None))
+    assert len(detector.detect(_canvas((640, 480), 11))) == int(seen)
+    assert YUNET_SEES in asked
+
+
+def test_tight_masked_crops_on_larger_photos_are_still_found(detector, data_dir):
+    """The first 60 RMFRD masked crops (sorted), each upscaled to 600 px wide with no margin: a photo larger than
+    SINGLE_PASS_SIDE whose face fills it. 56 are found at once, 3 by the padded retries (YuNet's re-score 0.09-0.86,
+    above YUNET_SEES), 1 not at all (2026-12-04)."""
+    _yunet_or_skip()
+    rows = sorted((r for r in csv.DictReader(open(data_dir / "rmfrd" / "manifest.csv")) if r["masked"] == "1"),
+                  key=lambda r: r["path"])[:60]
+    found = 0
+    for r in rows:
+        crop = Image.open(data_dir / "rmfrd" / r["path"]).convert("RGB")
+        big = np.asarray(crop.resize((600, round(600 * crop.height / crop.width)), Image.BICUBIC))
+        found += bool(detector.detect(big))
+    assert found >= 59
+
+
 def test_the_smallest_findable_face_grows_with_the_photo(detector):
     _yunet_or_skip()
     small, phone = detector.smallest_face((250, 250, 3)), detector.smallest_face((3000, 4000, 3))
@@ -268,6 +316,39 @@ def test_at_most_max_doubtful_yunet_faces_are_rescored(detector, monkeypatch):
     monkeypatch.setattr(detector, "_yunet", _ScriptedYuNet(boxes, 0.2, 0.9))
     faces = detector.detect(_canvas((1280, 960), 7))
     assert len(faces) == MAX_DOUBTFUL and all(f.box[1] < 200 for f in faces)
+
+
+def _meshed_face(box, score):
+    """A face with a mesh 0.9 times its box's width (one that fits it)."""
+    x, y, w, h = box
+    mesh = np.stack([np.linspace(x, x + 0.9 * w, 478), np.linspace(y, y + h, 478)], 1).astype(np.float32)
+    return Face(box=np.array(box, np.float32), score=score, keypoints=np.zeros((5, 2), np.float32), mesh=mesh)
+
+
+def test_one_face_boxed_twice_on_a_large_photo_is_one_face(detector, monkeypatch):
+    """MediaPipe's two models boxed one face of a 4000x3000 photo twice, one box inside the other (IoU 0.27, under
+    _merge's 0.3; bench_detect seed 1): one face per place among boxes of about one width, the more confident kept.
+    A face under half as wide whose centre the large box holds (a bystander) stays."""
+    faces = [_meshed_face((2775, 457, 755, 755), 0.70), _meshed_face((2992, 574, 389, 390), 0.62),
+             _meshed_face((3100, 500, 120, 120), 0.8)]
+    monkeypatch.setattr(detector, "_refine", lambda image, f: f)
+    monkeypatch.setattr(detector, "_snug", lambda image, f: f)
+    monkeypatch.setattr(detector, "_rescore", lambda image, box, min_score=0.8: faces[0])  # YuNet sees each
+    kept = detector._meshed(np.zeros((3000, 4000, 3), np.uint8), faces)
+    assert sorted(f.score for f in kept) == [0.70, 0.8]
+
+
+def test_a_yunet_face_whose_box_moves_onto_a_known_face_is_not_added(detector, monkeypatch):
+    """A doubtful YuNet box off a found face, confirmed on a crop with a box that lands on that face (bench_detect seed
+    7: a 568x734 box on a 578-px face), is that face again, not a second one."""
+    known = _meshed_face((355, 342, 578, 578), 0.9)
+    monkeypatch.setattr(detector, "_yunet", _ScriptedYuNet([(316.0, 100.0, 200.0, 200.0)], 0.3, 0.0))
+    monkeypatch.setitem(detector.__dict__, "_ulfd", None)
+    image = np.zeros((1440, 1920, 3), np.uint8)
+    monkeypatch.setattr(detector, "_accepted", lambda image, f, small: _meshed_face((316, 204, 568, 734), 0.3))
+    assert detector._multiscale(image, image, 1.0, [known]) == []
+    monkeypatch.setattr(detector, "_accepted", lambda image, f, small: _meshed_face((316, 100, 200, 200), 0.3))
+    assert len(detector._multiscale(image, image, 1.0, [known])) == 1
 
 
 def test_a_large_doubtful_box_does_not_hide_the_small_face_it_holds():

@@ -10,7 +10,8 @@ masked crops that black padding misses; on a photo over YUNET_SIDE, its shrunk c
 padded) before giving up. On a photo larger than
 SINGLE_PASS_SIDE a face counts only where the mesh finds it too, about as wide
 as its box (else patterned backgrounds gave faces, and a smooth photo a "face" as
-large as itself).
+large as itself), and where YuNet sees it too on a crop (colour-noise photos gave
+"faces" that the mesh fitted).
 
 MediaPipe's detectors see the whole photo shrunk to 128/192 px, so a face under
 ~10 % of the photo's width vanishes. A photo larger than SINGLE_PASS_SIDE is
@@ -59,6 +60,12 @@ _MESH_INPUT = 256
 # When neither model finds a face on the photo itself: (model_selection, padding as a fraction of the
 # longer side, padding grey level), tried in order until one finds a face; measured on RMFRD's masked crops.
 _RETRIES = ((0, 0.35, 128), (0, 0.35, 0), (0, 0.2, 128), (0, 0.6, 128), (0, 0.1, 128))
+# On a photo larger than SINGLE_PASS_SIDE (with YuNet), a MediaPipe face, of its first pass or of the padded retries,
+# counts only where YuNet sees it too, YUNET_SEES up, on the crop `_rescore` gives it: colour noise gave "faces" the
+# mesh fitted (the retries' on 3 canvases of bench_detect seeds 6-8: no box there or 0.03), where tight crops upscaled
+# to 450-1200 px that needed the retries scored 0.57-0.91 (14 of 200 RMFRD masked crops) and 0.09-0.89 (5 of 100 LFW
+# crops cut at the face box); seeds 1, 2, 6, 7 and 8 lost no face to it.
+YUNET_SEES = 0.05
 # Photos whose longer side is at most this are searched by MediaPipe alone (it sees faces down to ~40 px
 # there; LFW's 250 px photos pay nothing more); larger ones by YuNet too.
 SINGLE_PASS_SIDE = 400
@@ -202,7 +209,12 @@ class FaceDetector:
         faces = [self._refine(image, f) for f in faces]
         if max(image.shape[:2]) <= SINGLE_PASS_SIDE:
             return faces
-        return [self._snug(image, f) for f in faces if f.mesh is not None and _mesh_fits(f.mesh, f.box)]
+        faces = [self._snug(image, f) for f in faces if f.mesh is not None and _mesh_fits(f.mesh, f.box)]
+        if self._yunet is not None:
+            faces = [f for f in faces if self._rescore(image, f.box, YUNET_SEES) is not None]
+        # One face per place among boxes of about its width: the two models' boxes of one face overlapped under
+        # _merge's IoU (one inside the other), and a box looked for again around its mesh may join another's.
+        return _distinct(faces)
 
     def _snug(self, image: np.ndarray, face: Face) -> Face:
         """`face`, or where its mesh is narrower than _SNUG_MESH x its box (MediaPipe on the shrunk photo gave a
@@ -250,7 +262,7 @@ class FaceDetector:
                 if doubtful > MAX_DOUBTFUL:
                     break
             face = self._accepted(image, f, f.box[2] * scale <= MASKED_CONFIRM_PX)
-            if face is not None:
+            if face is not None and not _same_place(face.box, [k.box for k in known + faces]):  # its box moved
                 faces.append(face)
         # The most confident seeds first (a textured 12 MP photo gives over 1,000): _distinct keeps its prefix.
         seeds = np.flatnonzero(seeds)[np.argsort(-score[seeds], kind="stable")][:4 * MAX_SEEDS]
