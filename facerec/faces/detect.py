@@ -203,9 +203,9 @@ class FaceDetector:
 
     def _meshed(self, image: np.ndarray, faces: list[Face]) -> list[Face]:
         """The faces with their meshes; on a photo larger than SINGLE_PASS_SIDE, only those the mesh finds
-        too: there both detectors see faces in patterned backgrounds, and the padded retries reported one
-        as large as a smooth photo. Small photos keep every face (tight crops, RMFRD's, which the retries
-        exist for: the mesh misses 28 of 780 masked ones)."""
+        too and YuNet sees on a crop (YUNET_SEES), one per place: there both detectors see faces in patterned
+        backgrounds, and the padded retries reported one as large as a smooth photo. Small photos keep every
+        face (tight crops, RMFRD's, which the retries exist for: the mesh misses 28 of 780 masked ones)."""
         faces = [self._refine(image, f) for f in faces]
         if max(image.shape[:2]) <= SINGLE_PASS_SIDE:
             return faces
