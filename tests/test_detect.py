@@ -219,6 +219,24 @@ def test_tight_masked_crops_on_larger_photos_are_still_found(detector, data_dir)
     assert found >= 59
 
 
+def test_yunet_from_a_higher_score_gives_the_faces_a_lower_one_scores_that_high(lfw_photo):
+    """`_rescore` asks YuNet for faces from its own threshold up, for speed (a textured crop gave thousands of boxes
+    at 0.005): the same rows as asking from 0.005 and dropping the lower ones."""
+    from facerec.faces.yunet import YuNet
+
+    path = _yunet_or_skip()
+    rng = np.random.default_rng(12)
+    image = np.repeat(np.repeat(rng.integers(0, 255, (48, 48, 3), dtype=np.uint8), 8, 0), 8, 1)
+    image[64:314, 64:314] = np.asarray(Image.open(lfw_photo).convert("RGB"))
+    yunet = YuNet(path, min_score=0.005)
+    low = yunet.detect(image)
+    for score in (0.05, 0.3, 0.8):
+        high = yunet.detect(image, score)
+        assert len(high) and np.allclose(high[np.argsort(-high[:, 14])], low[low[:, 14] >= score][np.argsort(
+            -low[low[:, 14] >= score][:, 14])])
+    assert len(yunet.detect(image)) == len(low)  # its own threshold again afterwards
+
+
 def test_the_smallest_findable_face_grows_with_the_photo(detector):
     _yunet_or_skip()
     small, phone = detector.smallest_face((250, 250, 3)), detector.smallest_face((3000, 4000, 3))
@@ -281,7 +299,7 @@ class _ScriptedYuNet:
                            x + 0.35 * w, y + 0.8 * h, x + 0.65 * w, y + 0.8 * h]
         return [x, y, w, h, *eyes_nose_mouth, score]
 
-    def detect(self, image):
+    def detect(self, image, min_score=None):
         from facerec.faces.detect import RESCORE_FACE_PX, _RESCORE_CROP
 
         side = round(_RESCORE_CROP * RESCORE_FACE_PX)

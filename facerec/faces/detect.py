@@ -405,7 +405,7 @@ class FaceDetector:
         scale = RESCORE_FACE_PX / max(box[2], box[3])
         crop, offset = _centred_crop(image, box, scale, int(round(_RESCORE_CROP * RESCORE_FACE_PX)))
         best = None
-        for r in self._yunet.detect(crop):
+        for r in self._yunet.detect(crop, min_score):
             found = _uncropped_box(r[:4], offset, scale)
             if r[14] >= min_score and iou(found, box) >= 0.3 and (best is None or r[14] > best.score):
                 best = Face(box=found, score=float(r[14]), keypoints=_uncropped(r[4:14].reshape(5, 2), offset, scale))

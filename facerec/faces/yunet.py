@@ -28,10 +28,15 @@ class YuNet:
 
     def __init__(self, path: str | os.PathLike | None = None, min_score: float = 0.3):
         self._net = cv2.FaceDetectorYN.create(str(path or WEIGHTS.require()), "", (320, 320), min_score, 0.3, 5000)
+        self.min_score = min_score
 
-    def detect(self, image: np.ndarray) -> np.ndarray:
-        """Faces of `image` at its own resolution (callers shrink it first): [N, 15]."""
+    def detect(self, image: np.ndarray, min_score: float | None = None) -> np.ndarray:
+        """Faces of `image` at its own resolution (callers shrink it first): [N, 15], scoring `min_score` up (default:
+        the detector's own). The faces from a higher `min_score` are those a lower one gives that score as high (its
+        NMS never lets a box suppress a more confident one), for less work: a textured crop gave thousands of boxes
+        at 0.005, ~40 ms of YuNet's decoding and NMS per 384-px crop."""
         h, w = image.shape[:2]
         self._net.setInputSize((w, h))
+        self._net.setScoreThreshold(self.min_score if min_score is None else min_score)
         _, rows = self._net.detect(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
         return np.zeros((0, 15), np.float32) if rows is None else rows.astype(np.float32)
