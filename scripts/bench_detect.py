@@ -259,12 +259,15 @@ def main() -> None:
         found, on_bystander, fp = score(c, [f.box for f in faces])
         false.append(fp)
         bystanders.append(on_bystander)
-        if c.name.startswith("grid"):  # the bars are per grid: 11 of 12, 46 of 48
-            each_grid[c.name.rsplit("-", 1)[0]].append(int(sum(found)))
+        if c.name.startswith("grid"):  # tallied apart, and per grid: the bars are 11 of 12, 46 of 48
+            layout = c.name.rsplit("-", 1)[0]
+            each_grid[layout].append(int(sum(found)))
+            grids[layout][0] += int(sum(found))
+            grids[layout][1] += len(found)
+            continue
         for b, k, ok in zip(c.boxes, c.kinds, found):
-            target = grids[c.name.rsplit("-", 1)[0]] if c.name.startswith("grid") else None
             width = int(round(b[2] / 10) * 10)
-            for tally in ([target] if target else [by_size[width], by_kind[k], by_both[width, k]]):
+            for tally in (by_size[width], by_kind[k], by_both[width, k]):
                 tally[0] += ok
                 tally[1] += 1
     seconds = time.perf_counter() - start
